@@ -1,0 +1,101 @@
+"""Shared helpers for the test suite: run real ansible-playbook and podman commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = REPO / ".venv" / "bin"
+COLLECTIONS = REPO / ".cache" / "collections"
+CONTAINERS_CONF = REPO / "tests" / "containers" / "containers.conf"
+TESTHOST_IMAGE = os.environ.get("ITSOP_TESTHOST_IMAGE", "localhost/itsop-testhost:bookworm")
+FIXTURE_REPO = REPO / ".cache" / "aptrepo"  # built by tests/fixtures/build_demo_debs.py
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """Environment for ansible/podman subprocesses run by tests."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{COLLECTIONS}{os.pathsep}{env.get('ANSIBLE_COLLECTIONS_PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env.setdefault("ANSIBLE_NOCOLOR", "1")
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], *, check: bool = True, env: dict[str, str] | None = None,
+        cwd: Path | None = None, timeout: int = 900, input_text: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or base_env(), cwd=cwd or REPO,
+                          timeout=timeout, input=input_text, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n--- stdout ---\n{proc.stdout[-6000:]}"
+            f"\n--- stderr ---\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def ansible_playbook(playbook: str | Path, *args: str, check: bool = True,
+                     env: dict[str, str] | None = None, timeout: int = 900,
+                     ) -> subprocess.CompletedProcess[str]:
+    """Run ``ansible-playbook`` from the venv with the repository's collection on the path."""
+    return run([str(VENV_BIN / "ansible-playbook"), str(playbook), *args], check=check,
+               env=env or base_env(), timeout=timeout)
+
+
+def podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return run(["podman", *args], check=check, timeout=timeout)
+
+
+def have_podman_image(image: str = TESTHOST_IMAGE) -> bool:
+    if not shutil.which("podman"):
+        return False
+    return podman("image", "exists", image, check=False).returncode == 0
+
+
+class TestHost:
+    """A real Debian 12 container running systemd as PID 1, reached with containers.podman.podman."""
+
+    def __init__(self, name: str | None = None, *, image: str = TESTHOST_IMAGE,
+                 volumes: list[str] | None = None) -> None:
+        self.name = name or f"itsop-t-{uuid.uuid4().hex[:8]}"
+        self.image = image
+        self.volumes = volumes or []
+
+    def start(self) -> TestHost:
+        args = ["run", "-d", "--name", self.name, "--hostname", self.name, "--systemd=always",
+                "--label", "itsop.test=1"]
+        if FIXTURE_REPO.is_dir():
+            args += ["-v", f"{FIXTURE_REPO}:/srv/itsop-repo:ro"]
+        for vol in self.volumes:
+            args += ["-v", vol]
+        podman(*args, self.image, "/sbin/init")
+        # wait until systemd reached a steady state (running or degraded)
+        run(["podman", "exec", self.name, "systemctl", "is-system-running", "--wait"], check=False,
+            timeout=120)
+        return self
+
+    def exec(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return podman("exec", self.name, *cmd, check=check)
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+    def inventory(self, tmp: Path, group: str = "all", hostvars: dict | None = None) -> Path:
+        """Write a one-host YAML inventory for this host and return its path."""
+        host = {"ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": "/usr/bin/python3"}
+        host.update(hostvars or {})
+        inv = {"all": {"children": {group: {"hosts": {self.name: host}}}}} if group != "all" else \
+            {"all": {"hosts": {self.name: host}}}
+        path = tmp / f"inventory-{self.name}.json"
+        path.write_text(json.dumps(inv))
+        return path
