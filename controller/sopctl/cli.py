@@ -1,11 +1,23 @@
-"""Command line entry point of sopctl."""
+"""Command line entry point of sopctl.
+
+Each command lives in its own module with a ``register(subparsers)`` function that adds its
+parser and sets ``func`` (a callable taking the parsed arguments and returning the exit code).
+To add a command: write ``sopctl/<command>.py`` with ``register()`` and list it in
+``COMMAND_MODULES``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
+
+#: command modules (relative to this package), each with ``register(subparsers)``
+COMMAND_MODULES: list[str] = [
+    "audit",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,17 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Walk a change request through the six SOP stages with gates and evidence.",
     )
     parser.add_argument("--version", action="version", version=f"sopctl {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f".{name}", __package__).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
+        return int(exc.code or 0)
+    func = getattr(args, "func", None)
+    if not getattr(args, "command", None) or func is None:
         parser.print_help(sys.stderr)
         return 2
-    return 2
+    return int(func(args))
 
 
 if __name__ == "__main__":
