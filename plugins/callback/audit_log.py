@@ -7,6 +7,26 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
+import json
+import os
+import signal
+import time
+
+from ansible import context
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.callback import CallbackBase
+from ansible.release import __version__ as ansible_version
+
+from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (
+    AuditLogError,
+    AuditWriter,
+    Redactor,
+    controller_host,
+    default_operator,
+    ensure_log_dir,
+)
+
 DOCUMENTATION = r"""
 name: audit_log
 type: notification
@@ -155,26 +175,6 @@ EXAMPLES = r"""
 # ANSIBLE_CALLBACKS_ENABLED=itsop.change.audit_log ITSOP_AUDIT_DIR=/var/log/itsop/audit \
 #   ITSOP_CHANGE_ID=CR-2025-001 ITSOP_STAGE=3 ansible-playbook site.yml
 """
-
-import atexit
-import json
-import os
-import signal
-import time
-
-from ansible import context
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.callback import CallbackBase
-from ansible.release import __version__ as ansible_version
-
-from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (
-    AuditLogError,
-    AuditWriter,
-    Redactor,
-    controller_host,
-    default_operator,
-    ensure_log_dir,
-)
 
 # result keys kept when record_results is false
 _SUMMARY_KEYS = ("msg", "rc", "failed_when_result", "attempts", "retries", "ansible_job_id",

@@ -274,7 +274,7 @@ def load_private_key(path, password=None):
         with open(path, "rb") as handle:
             data = handle.read()
     except (IOError, OSError) as exc:
-        raise AuditLogError("cannot read signing key %s: %s" % (path, exc))
+        raise AuditLogError("cannot read signing key %s: %s" % (path, exc)) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AuditLogError("signing key %s is accessible by group or others (mode %04o); "
                             "run chmod 600 on it" % (path, stat.S_IMODE(st.st_mode)))
@@ -283,7 +283,7 @@ def load_private_key(path, password=None):
     try:
         key = serialization.load_pem_private_key(data, password=password)
     except (ValueError, TypeError) as exc:
-        raise AuditLogError("signing key %s is not a usable PEM private key: %s" % (path, exc))
+        raise AuditLogError("signing key %s is not a usable PEM private key: %s" % (path, exc)) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise AuditLogError("signing key %s is not an Ed25519 key" % path)
     return key
@@ -296,14 +296,14 @@ def load_public_key(path):
         with open(path, "rb") as handle:
             data = handle.read()
     except (IOError, OSError) as exc:
-        raise AuditLogError("cannot read public key %s: %s" % (path, exc))
+        raise AuditLogError("cannot read public key %s: %s" % (path, exc)) from exc
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
         try:
             key = serialization.load_pem_private_key(data, password=None).public_key()
         except (ValueError, TypeError) as exc:
-            raise AuditLogError("public key %s is not a PEM Ed25519 key: %s" % (path, exc))
+            raise AuditLogError("public key %s is not a PEM Ed25519 key: %s" % (path, exc)) from exc
     if not isinstance(key, Ed25519PublicKey):
         raise AuditLogError("public key %s is not an Ed25519 key" % path)
     return key
@@ -385,14 +385,14 @@ class AuditWriter:
             try:
                 self._fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
             except OSError as exc:
-                raise AuditLogError("cannot create audit log %s: %s" % (self.path, exc))
+                raise AuditLogError("cannot create audit log %s: %s" % (self.path, exc)) from exc
             os.fchmod(self._fd, 0o600)
         else:
             self.run_id, self.seq, self.head = _resume_state
             try:
                 self._fd = os.open(self.path, flags)
             except OSError as exc:
-                raise AuditLogError("cannot open audit log %s: %s" % (self.path, exc))
+                raise AuditLogError("cannot open audit log %s: %s" % (self.path, exc)) from exc
 
     # -- construction helpers
     @classmethod
