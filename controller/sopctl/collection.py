@@ -30,11 +30,11 @@ def _candidates() -> list[Path]:
     checkout = Path(__file__).resolve().parents[2]
     out.append(checkout / ".cache" / "collections")
     try:
-        from ansible import constants as C  # noqa: N812
+        from ansible import constants as ansible_constants
 
-        out.extend(Path(p).expanduser() for p in C.COLLECTIONS_PATHS)
-    except Exception:  # noqa: BLE001 - ansible config problems must not hide the other candidates
-        pass
+        out.extend(Path(p).expanduser() for p in ansible_constants.COLLECTIONS_PATHS)
+    except Exception as exc:  # noqa: BLE001 - a broken ansible config must not hide the other candidates
+        sys.stderr.write(f"sopctl: ignoring Ansible's collections_path ({exc})\n")
     return out
 
 

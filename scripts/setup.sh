@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One idempotent set-up path for both README commands (demo and tests).
+#  - installs the Debian packages the project needs (only those missing);
+#  - creates .venv from the pinned lock file (re-created only when the lock file changes);
+#  - links the checkout as the collection itsop.change under .cache/collections;
+#  - builds the test-host image localhost/itsop-testhost:bookworm (skipped when it exists and
+#    matches the recipe);
+#  - builds the itsop-demo-web fixture packages and their APT repository (skipped when current).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+APT_PACKAGES=(
+  podman runc debootstrap uidmap slirp4netns fuse-overlayfs
+  clamav gnupg dpkg-dev zstd python3-venv python3-dev gcc git rsync
+  chromium
+)
+
+# --- 1. Debian packages -------------------------------------------------------------------
+command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 || \
+  die "apt/dpkg not found: this set-up supports Debian 12. Install by hand: ${APT_PACKAGES[*]}, Python 3.11 with venv, then re-run."
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=(sudo -n); else
+      die "missing Debian packages: ${missing[*]}. Run as root, or install them by hand: sudo apt-get install ${missing[*]}"
+    fi
+  else SUDO=(); fi
+  log "installing Debian packages: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+[[ $(id -u) -eq 0 ]] || die "the test hosts run as rootful podman containers with systemd: run as root (or with sudo)"
+
+# --- 2. Python virtual environment --------------------------------------------------------
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || die "Python >= 3.11 required ($PY)"
+LOCK=requirements/requirements.lock
+STAMP=.venv/.itsop-lock-sha256
+want="$(sha256sum "$LOCK" controller/pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [[ -x .venv/bin/python && -f $STAMP && "$(cat "$STAMP")" == "$want" ]]; then
+  log "virtualenv .venv up to date"
+else
+  log "creating virtualenv .venv from $LOCK"
+  rm -rf .venv
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -r "$LOCK" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q --no-deps -e controller >/dev/null 2>&1 || die "cannot install controller/ (sopctl)"
+  .venv/bin/python -c 'import ansible, ansible_runner, molecule, testinfra, sopctl' || die "virtualenv incomplete"
+  echo "$want" > "$STAMP"
+fi
+
+# --- 3. the checkout as collection itsop.change -------------------------------------------
+mkdir -p .cache/collections/ansible_collections/itsop
+ln -sfn ../../../.. .cache/collections/ansible_collections/itsop/change
+
+# --- 4. test-host image --------------------------------------------------------------------
+bash scripts/build_testhost_image.sh
+
+# --- 5. fixture packages + APT repository ---------------------------------------------------
+.venv/bin/python tests/fixtures/build_demo_debs.py --out .cache/aptrepo
+log "ready"
