@@ -1,0 +1,1478 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Backend of the itsop.change backup modules: snapshot, verify, restore, prune.
+
+Layout of one snapshot (all files 0600, directories 0700)::
+
+    DEST/LABEL/SNAPSHOT_ID/archive.tar.zst   (or .tar.gz / .tar)
+    DEST/LABEL/SNAPSHOT_ID/manifest.jsonl    one JSON object per archived entry
+    DEST/LABEL/SNAPSHOT_ID/packages.json     installed package versions (dpkg or rpm)
+    DEST/LABEL/SNAPSHOT_ID/snapshot.json     the record, written last (hashes of the three above)
+    DEST/LABEL/SNAPSHOT_ID/verify.json       written by a passing or failing verify
+
+A snapshot is built in ``DEST/LABEL/.incomplete-SNAPSHOT_ID`` and renamed into place only after
+every file is complete and synced, so a killed or failed run never leaves anything that looks
+like a valid snapshot.  The archive is a POSIX (ustar/pax) tar stream written by this module in
+one pass: every file is read once, hashed and streamed into the compressor, so the manifest
+describes exactly the bytes in the archive.  Entries appear in the archive and in the manifest in
+the same order (depth first, names sorted bytewise), which lets verify and restore compare them
+as two streams without holding either in memory.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import datetime
+import errno
+import fnmatch
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+
+FORMAT_MANIFEST = 'itsop-backup-manifest/1'
+FORMAT_RECORD = 'itsop-backup-snapshot/1'
+FORMAT_VERIFY = 'itsop-backup-verify/1'
+RECORD_NAME = 'snapshot.json'
+MANIFEST_NAME = 'manifest.jsonl'
+PACKAGES_NAME = 'packages.json'
+VERIFY_NAME = 'verify.json'
+INCOMPLETE_PREFIX = '.incomplete-'
+ARCHIVE_NAMES = {'zstd': 'archive.tar.zst', 'gzip': 'archive.tar.gz', 'none': 'archive.tar'}
+DEFAULT_LEVEL = {'zstd': 3, 'gzip': 6, 'none': 0}
+CHUNK = 1024 * 1024
+BLOCK = 512
+SMALL_FILE = 256 * 1024
+DETAIL_LIMIT = 50
+LABEL_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-')
+
+
+class BackupError(Exception):
+    """A failure with a message fit for ``fail_json`` and optional structured details."""
+
+    def __init__(self, msg, **details):
+        super(BackupError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(dt):
+    return dt.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def validate_label(label):
+    if not label or len(label) > 128 or label[0] in '.-' or not set(label) <= LABEL_CHARS:
+        raise BackupError("label %r is not valid: use 1-128 characters from A-Z a-z 0-9 . _ -, "
+                          "not starting with '.' or '-'" % (label,))
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb', buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= SMALL_FILE:
+            data = handle.read(size + 1)
+            while data:
+                digest.update(data)
+                data = handle.read(CHUNK)
+            return digest.hexdigest()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while True:
+            count = handle.readinto(buf)
+            if not count:
+                break
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(path, check_mode=False):
+    """Create ``path`` (and parents) with mode 0700; return True when something was created."""
+    if os.path.isdir(path):
+        return False
+    if check_mode:
+        return True
+    os.makedirs(path, 0o700)
+    os.chmod(path, 0o700)
+    return True
+
+
+def write_json_atomic(path, data, do_fsync=True):
+    """Write ``data`` as JSON to ``path`` via a temporary file in the same directory (0600)."""
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write('\n')
+            handle.flush()
+            if do_fsync:
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def which(name):
+    for directory in [*os.environ.get('PATH', '/usr/bin:/bin').split(os.pathsep), '/usr/bin', '/bin']:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def resolve_compression(requested):
+    if requested == 'auto':
+        return 'zstd' if which('zstd') else 'gzip'
+    if requested == 'zstd' and not which('zstd'):
+        raise BackupError("compression 'zstd' requested but the zstd command is not installed; "
+                          "use compression=auto or gzip")
+    return requested
+
+
+def compressor_cmd(kind, level):
+    if kind == 'zstd':
+        return [which('zstd'), '-q', '-T0', '-%d' % level, '-c']
+    if kind == 'gzip':
+        tool = which('pigz') or which('gzip')
+        if not tool:
+            raise BackupError('neither pigz nor gzip is installed on the host')
+        return [tool, '-%d' % level, '-c']
+    return None
+
+
+def decompressor_cmd(kind):
+    if kind == 'zstd':
+        tool = which('zstd')
+        if not tool:
+            raise BackupError('the archive is zstd-compressed but the zstd command is not installed')
+        return [tool, '-q', '-d', '-c']
+    if kind == 'gzip':
+        return [which('pigz') or which('gzip'), '-d', '-c']
+    return None
+
+
+def compression_of(archive_name):
+    for kind, name in ARCHIVE_NAMES.items():
+        if archive_name == name:
+            return kind
+    raise BackupError('unknown archive name %r in snapshot record' % (archive_name,))
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+class _TermGuard(object):
+    """Turn SIGTERM/SIGHUP into an exception so cleanup code runs (main thread only)."""
+
+    def __init__(self):
+        self.old = {}
+
+    def _handler(self, signum, frame):
+        raise _Interrupted('interrupted by signal %d' % signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self.old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+# --------------------------------------------------------------------------- tree walking
+
+def normalise_roots(paths):
+    """Absolute, normalised, deduplicated roots (a root inside another root is dropped), sorted."""
+    roots = []
+    for path in paths:
+        if not path:
+            continue
+        roots.append(os.path.normpath(os.path.abspath(path)))
+    roots = sorted(set(roots), key=path_key)
+    kept = []
+    for root in roots:
+        if any(root == k or root.startswith(k.rstrip('/') + '/') for k in kept):
+            continue
+        kept.append(root)
+    return kept
+
+
+def path_key(path):
+    """Sort key giving depth-first pre-order with bytewise-sorted names."""
+    return [os.fsencode(part) for part in path.split('/') if part]
+
+
+class Excluder(object):
+    """Patterns with a '/' match the absolute path; others match the entry's name."""
+
+    def __init__(self, patterns):
+        self.full = [p for p in patterns or () if '/' in p]
+        self.name = [p for p in patterns or () if '/' not in p]
+
+    def __call__(self, path, name):
+        for pat in self.name:
+            if fnmatch.fnmatchcase(name, pat):
+                return True
+        for pat in self.full:
+            if fnmatch.fnmatchcase(path, pat) or fnmatch.fnmatchcase(path, pat.rstrip('/') + '/*'):
+                return True
+        return False
+
+
+def walk(roots, excluder, one_file_system=False, onerror=None):
+    """Yield ``(path, lstat)`` depth first, names sorted bytewise, roots first."""
+    for root in roots:
+        try:
+            st = os.lstat(root)
+        except OSError as exc:
+            if onerror:
+                onerror(root, exc)
+                continue
+            raise
+        yield root, st
+        if stat.S_ISDIR(st.st_mode):
+            for item in _walk_dir(root, st.st_dev, excluder, one_file_system, onerror):
+                yield item
+
+
+def _walk_dir(top, dev, excluder, one_file_system, onerror):
+    try:
+        with os.scandir(top) as it:
+            entries = sorted(((os.fsencode(e.name), e) for e in it), key=lambda x: x[0])
+    except OSError as exc:
+        raise BackupError('cannot list directory %s: %s' % (top, exc.strerror or exc), path=top) from None
+    for _key, entry in entries:
+        path = entry.path
+        if excluder(path, entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue  # vanished while walking
+            raise BackupError('cannot stat %s: %s' % (path, exc.strerror or exc), path=path) from None
+        yield path, st
+        if stat.S_ISDIR(st.st_mode) and not (one_file_system and st.st_dev != dev):
+            for item in _walk_dir(path, dev, excluder, one_file_system, onerror):
+                yield item
+
+
+def entry_type(mode):
+    if stat.S_ISREG(mode):
+        return 'file'
+    if stat.S_ISDIR(mode):
+        return 'dir'
+    if stat.S_ISLNK(mode):
+        return 'symlink'
+    if stat.S_ISFIFO(mode):
+        return 'fifo'
+    if stat.S_ISCHR(mode):
+        return 'chardev'
+    if stat.S_ISBLK(mode):
+        return 'blockdev'
+    if stat.S_ISSOCK(mode):
+        return 'socket'
+    return 'unknown'
+
+
+def scan_size(roots, excluder, one_file_system=False, missing=None):
+    """Count entries and bytes (the check-mode report and the free-space estimate)."""
+    counts = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'special': 0, 'bytes': 0}
+    for _path, st in walk(roots, excluder, one_file_system, onerror=missing):
+        counts['entries'] += 1
+        kind = entry_type(st.st_mode)
+        if kind == 'file':
+            counts['files'] += 1
+            counts['bytes'] += st.st_size
+        elif kind == 'dir':
+            counts['dirs'] += 1
+        elif kind == 'symlink':
+            counts['symlinks'] += 1
+        else:
+            counts['special'] += 1
+    return counts
+
+
+def estimate_archive_bytes(counts):
+    """Worst case: no compression, one header plus padding per entry, plus manifest lines."""
+    return counts['bytes'] + counts['entries'] * (3 * BLOCK + 400) + 1024 * 1024
+
+
+# --------------------------------------------------------------------------- tar writing
+
+class _Names(object):
+    """Cached uid/gid -> name lookups."""
+
+    def __init__(self):
+        self.users = {}
+        self.groups = {}
+
+    def user(self, uid):
+        name = self.users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = ''
+            self.users[uid] = name
+        return name
+
+    def group(self, gid):
+        name = self.groups.get(gid)
+        if name is None:
+            try:
+                name = grp.getgrgid(gid).gr_name
+            except KeyError:
+                name = ''
+            self.groups[gid] = name
+        return name
+
+
+_USTAR = struct.Struct('100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12s')
+_MAX7 = 8 ** 7
+_MAX11 = 8 ** 11
+
+
+def tar_header(name, mode, uid, gid, size, mtime, typeflag, linkname=b'', uname='', gname='',
+               devmajor=0, devminor=0, xattrs=None):
+    """One tar header (ustar when it fits, else a pax extended header plus ustar)."""
+    uname_b = uname.encode('utf-8', 'surrogateescape')
+    gname_b = gname.encode('utf-8', 'surrogateescape')
+    prefix = b''
+    short = name
+    if len(name) > 100:
+        cut = name.rfind(b'/', 0, 156)
+        if cut > 0 and len(name) - cut - 1 <= 100:
+            prefix, short = name[:cut], name[cut + 1:]
+        else:
+            short = None
+    if (short is None or xattrs or len(linkname) > 100 or len(uname_b) > 32 or len(gname_b) > 32
+            or not (0 <= uid < _MAX7 and 0 <= gid < _MAX7 and 0 <= size < _MAX11 and 0 <= mtime < _MAX11
+                    and devmajor < _MAX7 and devminor < _MAX7)):
+        return _pax_header(name, mode, uid, gid, size, mtime, typeflag, linkname, uname, gname,
+                           devmajor, devminor, xattrs)
+    buf = _USTAR.pack(short, b'%07o' % (mode & 0o7777), b'%07o' % uid, b'%07o' % gid, b'%011o' % size,
+                      b'%011o' % mtime, b'        ', typeflag, linkname, b'ustar\x0000', uname_b, gname_b,
+                      b'%07o' % devmajor, b'%07o' % devminor, prefix, b'')
+    return buf[:148] + b'%06o\x00 ' % sum(buf) + buf[156:]
+
+
+def _pax_header(name, mode, uid, gid, size, mtime, typeflag, linkname, uname, gname,
+                devmajor, devminor, xattrs):
+    info = tarfile.TarInfo(name.decode('utf-8', 'surrogateescape'))
+    info.mode = mode & 0o7777
+    info.uid = uid
+    info.gid = gid
+    info.size = size
+    info.mtime = mtime
+    info.type = typeflag
+    info.linkname = linkname.decode('utf-8', 'surrogateescape')
+    info.uname = uname
+    info.gname = gname
+    info.devmajor = devmajor
+    info.devminor = devminor
+    if xattrs:
+        for key, value in xattrs.items():
+            info.pax_headers['SCHILY.xattr.' + key] = value.decode('utf-8', 'surrogateescape')
+    return info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+
+
+def read_xattrs(path):
+    if not hasattr(os, 'listxattr'):
+        return None
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not names:
+        return None
+    result = {}
+    for key in names:
+        try:
+            value = os.getxattr(path, key, follow_symlinks=False)
+        except OSError:
+            continue
+        try:
+            value.decode('utf-8')
+        except UnicodeDecodeError:
+            continue  # tar's pax xattr records carry text; binary values (e.g. ACL blobs) are skipped
+        result[key] = value
+    return result or None
+
+
+class _PipeWriter(object):
+    """Buffered writer onto the compressor's stdin that reports the compressor's failure."""
+
+    def __init__(self, fd, proc):
+        self.fd = fd
+        self.proc = proc
+        self.buf = bytearray()
+        self.total = 0
+
+    def write(self, data):
+        self.buf += data
+        if len(self.buf) >= CHUNK:
+            self.flush()
+
+    def write_large(self, view):
+        if self.buf:
+            self.flush()
+        self._write_all(view)
+
+    def flush(self):
+        if self.buf:
+            self._write_all(memoryview(self.buf))
+            self.buf = bytearray()
+
+    def _write_all(self, view):
+        try:
+            while len(view):
+                count = os.write(self.fd, view)
+                view = view[count:]
+                self.total += count
+        except (BrokenPipeError, OSError) as exc:
+            raise _CompressorGone(exc) from None
+
+
+class _CompressorGone(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- snapshot
+
+def snapshot_dirs(dest, label):
+    """Complete snapshots of ``label`` under ``dest`` as (record, path), oldest first."""
+    base = os.path.join(dest, label)
+    found = []
+    if not os.path.isdir(base):
+        return found
+    for name in os.listdir(base):
+        if name.startswith('.'):
+            continue
+        path = os.path.join(base, name)
+        record_path = os.path.join(path, RECORD_NAME)
+        if not os.path.isfile(record_path):
+            continue
+        try:
+            record = load_record(path)
+        except BackupError:
+            continue
+        found.append((record, path))
+    found.sort(key=lambda item: (item[0].get('created_epoch', 0), item[0].get('snapshot_id', '')))
+    return found
+
+
+def load_record(snapshot_dir):
+    path = os.path.join(snapshot_dir, RECORD_NAME)
+    if os.path.basename(os.path.normpath(snapshot_dir)).startswith(INCOMPLETE_PREFIX):
+        raise BackupError('%s is an incomplete snapshot (its run did not finish)' % snapshot_dir)
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, IOError) as exc:
+        raise BackupError('cannot read snapshot record %s: %s' % (path, exc)) from None
+    except ValueError as exc:
+        raise BackupError('snapshot record %s is not valid JSON: %s' % (path, exc)) from None
+    if not isinstance(record, dict) or record.get('format') != FORMAT_RECORD:
+        raise BackupError('snapshot record %s has an unknown format' % path)
+    for key in ('archive', 'manifest', 'packages'):
+        name = (record.get(key) or {}).get('name')
+        if name is not None and (not name or '/' in name or name.startswith('.')):
+            raise BackupError('snapshot record %s names an invalid %s file %r' % (path, key, name))
+    if not (record.get('archive') or {}).get('name') or not (record.get('manifest') or {}).get('name'):
+        raise BackupError('snapshot record %s lacks the archive or manifest entry' % path)
+    return record
+
+
+def find_snapshot(dest=None, label=None, snapshot_id=None, snapshot_path=None):
+    """Resolve a snapshot directory from a path, or from dest/label (+ id, default newest)."""
+    if snapshot_path:
+        if not os.path.isdir(snapshot_path):
+            raise BackupError('snapshot directory %s does not exist' % snapshot_path)
+        return os.path.normpath(snapshot_path)
+    validate_label(label)
+    if snapshot_id:
+        if '/' in snapshot_id or snapshot_id.startswith('.'):
+            raise BackupError('snapshot_id %r is not valid' % snapshot_id)
+        path = os.path.join(dest, label, snapshot_id)
+        if not os.path.isfile(os.path.join(path, RECORD_NAME)):
+            raise BackupError('no complete snapshot %s for label %s under %s' % (snapshot_id, label, dest))
+        return path
+    found = snapshot_dirs(dest, label)
+    if not found:
+        raise BackupError('no complete snapshot for label %s under %s' % (label, dest))
+    return found[-1][1]
+
+
+def package_state():
+    """Installed packages as (manager, [{name, arch, version}]) or (None, [])."""
+    if which('dpkg-query'):
+        proc = subprocess.run(
+            [which('dpkg-query'), '-W', '-f=${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        if proc.returncode == 0:
+            pkgs = []
+            for line in proc.stdout.decode('utf-8', 'replace').splitlines():
+                parts = line.split('\t')
+                if len(parts) == 4 and parts[3].strip().startswith('ii'):
+                    pkgs.append({'name': parts[0], 'arch': parts[1], 'version': parts[2]})
+            return 'dpkg', sorted(pkgs, key=lambda p: (p['name'], p['arch']))
+    if which('rpm'):
+        proc = subprocess.run(
+            [which('rpm'), '-qa', '--qf', '%{NAME}\t%{ARCH}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        if proc.returncode == 0:
+            pkgs = []
+            for line in proc.stdout.decode('utf-8', 'replace').splitlines():
+                parts = line.split('\t')
+                if len(parts) == 3:
+                    pkgs.append({'name': parts[0], 'arch': parts[1], 'version': parts[2]})
+            return 'rpm', sorted(pkgs, key=lambda p: (p['name'], p['arch']))
+    return None, []
+
+
+def _options_of(record):
+    return {'paths': record.get('paths'), 'exclude': record.get('exclude'),
+            'compression': record.get('compression'), 'one_file_system': record.get('one_file_system')}
+
+
+def snapshot_result(record, snapshot_dir):
+    """The module return value for an existing snapshot record."""
+    return {
+        'snapshot_id': record['snapshot_id'],
+        'label': record['label'],
+        'snapshot_dir': snapshot_dir,
+        'record_path': os.path.join(snapshot_dir, RECORD_NAME),
+        'archive_path': os.path.join(snapshot_dir, record['archive']['name']),
+        'archive_sha256': record['archive']['sha256'],
+        'archive_size': record['archive']['size'],
+        'compression': record['compression'],
+        'manifest_path': os.path.join(snapshot_dir, record['manifest']['name']),
+        'manifest_sha256': record['manifest']['sha256'],
+        'package_state_path': (os.path.join(snapshot_dir, record['packages']['name'])
+                               if record.get('packages') else None),
+        'package_state_sha256': (record.get('packages') or {}).get('sha256'),
+        'package_manager': (record.get('packages') or {}).get('manager'),
+        'package_count': (record.get('packages') or {}).get('count', 0),
+        'file_count': record['totals']['files'],
+        'entry_count': record['totals']['entries'],
+        'bytes': record['totals']['bytes'],
+        'totals': record['totals'],
+        'paths': record['paths'],
+        'missing_paths': record.get('missing_paths', []),
+        'created': record['created'],
+        'duration': record['duration'],
+        'warnings': record.get('warnings', []),
+        'host': record.get('host'),
+    }
+
+
+def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=None,
+                    packages=True, xattrs=True, one_file_system=False, ignore_missing=False,
+                    space_check=True, space_margin_percent=10, space_margin_mb=64,
+                    reuse_existing=False, do_fsync=True, check_mode=False):
+    """Create one snapshot; returns ``(changed, result)``. Raises BackupError on any failure."""
+    started = time.time()
+    validate_label(label)
+    exclude = list(exclude or [])
+    kind = resolve_compression(compression)
+    if level is None:
+        level = DEFAULT_LEVEL[kind]
+    roots = normalise_roots(paths)
+    if not roots:
+        raise BackupError('paths is empty: nothing to back up')
+    dest = os.path.normpath(os.path.abspath(dest))
+    for root in roots:
+        if dest == root or dest.startswith(root.rstrip('/') + '/'):
+            exclude.append(dest)  # never back up the backup store into itself
+    excluder = Excluder(exclude)
+    missing = [r for r in roots if not os.path.lexists(r)]
+    if missing and not ignore_missing:
+        raise BackupError('paths do not exist: %s' % ', '.join(missing), missing_paths=missing)
+    roots = [r for r in roots if r not in missing]
+    if not roots:
+        raise BackupError('none of the paths exist: %s' % ', '.join(missing), missing_paths=missing)
+
+    wanted = {'paths': roots, 'exclude': sorted(set(exclude)), 'compression': kind,
+              'one_file_system': one_file_system}
+    if reuse_existing:
+        for record, path in reversed(snapshot_dirs(dest, label)):
+            if _options_of(record) == wanted:
+                result = snapshot_result(record, path)
+                result['reused'] = True
+                return False, result
+
+    counts = scan_size(roots, excluder, one_file_system)
+    needed = estimate_archive_bytes(counts)
+    margin = int(needed * space_margin_percent / 100.0) + space_margin_mb * 1024 * 1024
+    probe = dest
+    while not os.path.isdir(probe):
+        probe = os.path.dirname(probe)
+    available = free_bytes(probe)
+    space = {'estimated_bytes': needed, 'margin_bytes': margin, 'available_bytes': available,
+             'filesystem_probe': probe}
+    if space_check and available < needed + margin:
+        raise BackupError(
+            'not enough free space in %s for the snapshot: %d bytes available, need %d (estimate) + %d '
+            '(margin)' % (probe, available, needed, margin), space=space, would_backup=counts)
+    if check_mode:
+        return True, {'snapshot_id': None, 'label': label, 'paths': roots, 'missing_paths': missing,
+                      'would_backup': counts, 'space': space, 'compression': kind,
+                      'duration': round(time.time() - started, 3)}
+
+    created = utc_now()
+    snapshot_id = '%s-%s' % (created.strftime('%Y%m%dT%H%M%SZ'), uuid.uuid4().hex[:8])
+    label_dir = os.path.join(dest, label)
+    ensure_private_dir(dest)
+    ensure_private_dir(label_dir)
+    work = os.path.join(label_dir, INCOMPLETE_PREFIX + snapshot_id)
+    final = os.path.join(label_dir, snapshot_id)
+    os.mkdir(work, 0o700)
+    try:
+        with _TermGuard():
+            record = _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs,
+                            do_fsync, label, snapshot_id, created, started, wanted, missing)
+            os.rename(work, final)
+            if do_fsync:
+                fsync_dir(label_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result = snapshot_result(record, final)
+    result['reused'] = False
+    result['space'] = space
+    return True, result
+
+
+def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs, do_fsync,
+           label, snapshot_id, created, started, wanted, missing):
+    old_umask = os.umask(0o077)
+    try:
+        archive_name = ARCHIVE_NAMES[kind]
+        archive_path = os.path.join(work, archive_name)
+        manifest_path = os.path.join(work, MANIFEST_NAME)
+        warnings = []
+        archive_fd = os.open(archive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            cmd = compressor_cmd(kind, level)
+            if cmd:
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=archive_fd,
+                                        stderr=subprocess.PIPE)
+                writer = _PipeWriter(proc.stdin.fileno(), proc)
+            else:
+                proc = None
+                writer = _PipeWriter(archive_fd, None)
+            stderr_box = []
+            reader = None
+            if proc:
+                reader = threading.Thread(target=lambda: stderr_box.append(proc.stderr.read()))
+                reader.daemon = True
+                reader.start()
+            try:
+                with open(manifest_path, 'wb', buffering=CHUNK) as manifest:
+                    totals, manifest_sha, manifest_size = _stream(
+                        writer, manifest, roots, excluder, one_file_system, xattrs, warnings,
+                        {'format': FORMAT_MANIFEST, 'snapshot_id': snapshot_id, 'label': label,
+                         'created': iso(created), 'paths': roots, 'host': socket.gethostname()})
+                    manifest.flush()
+                    if do_fsync:
+                        os.fsync(manifest.fileno())
+                writer.write(b'\0' * (BLOCK * 2))
+                writer.flush()
+            except _CompressorGone as gone:
+                if not proc:
+                    raise BackupError('writing %s failed: %s' % (archive_path, gone.args[0])) from None
+                if proc:
+                    proc.stdin.close()
+                    proc.wait()
+                    reader.join()
+                raise BackupError('the compressor %s stopped while writing %s: %s' % (
+                    kind, archive_path, (b''.join(stderr_box)).decode('utf-8', 'replace').strip()
+                    or 'broken pipe')) from None
+            except BaseException:
+                if proc:
+                    proc.kill()
+                    proc.wait()
+                raise
+            if proc:
+                proc.stdin.close()
+                rc = proc.wait()
+                reader.join()
+                if rc != 0:
+                    raise BackupError('the compressor %s failed (exit %d) writing %s: %s' % (
+                        kind, rc, archive_path,
+                        (b''.join(stderr_box)).decode('utf-8', 'replace').strip()))
+            if do_fsync:
+                os.fsync(archive_fd)
+        finally:
+            os.close(archive_fd)
+        archive_sha = sha256_file(archive_path)
+        archive_size = os.path.getsize(archive_path)
+
+        pkg_entry = None
+        if packages:
+            manager, pkgs = package_state()
+            pkg_doc = {'format': 'itsop-package-state/1', 'snapshot_id': snapshot_id,
+                       'manager': manager, 'count': len(pkgs), 'packages': pkgs}
+            pkg_path = os.path.join(work, PACKAGES_NAME)
+            write_json_atomic(pkg_path, pkg_doc, do_fsync)
+            pkg_entry = {'name': PACKAGES_NAME, 'sha256': sha256_file(pkg_path),
+                         'manager': manager, 'count': len(pkgs)}
+            if manager is None:
+                warnings.append('no dpkg-query or rpm found: package state is empty')
+
+        finished = utc_now()
+        record = {
+            'format': FORMAT_RECORD,
+            'snapshot_id': snapshot_id,
+            'label': label,
+            'host': socket.gethostname(),
+            'created': iso(created),
+            'created_epoch': created.timestamp(),
+            'finished': iso(finished),
+            'duration': round(time.time() - started, 3),
+            'compression': kind,
+            'compression_level': level,
+            'paths': roots,
+            'exclude': wanted['exclude'],
+            'one_file_system': one_file_system,
+            'missing_paths': missing,
+            'archive': {'name': archive_name, 'sha256': archive_sha, 'size': archive_size},
+            'manifest': {'name': MANIFEST_NAME, 'sha256': manifest_sha, 'size': manifest_size,
+                         'entries': totals['entries']},
+            'packages': pkg_entry,
+            'totals': totals,
+            'warnings': warnings,
+            'xattrs': bool(xattrs),
+        }
+        write_json_atomic(os.path.join(work, RECORD_NAME), record, do_fsync)
+        if do_fsync:
+            fsync_dir(work)
+        return record
+    finally:
+        os.umask(old_umask)
+
+
+def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header):
+    """Write the tar stream and the manifest in one pass; return (totals, sha256, size)."""
+    digest = hashlib.sha256()
+    size = [0]
+
+    encode = json.JSONEncoder(separators=(',', ':'), check_circular=False).encode
+
+    def emit(obj):
+        line = (encode(obj) + '\n').encode('utf-8', 'surrogateescape')
+        digest.update(line)
+        manifest.write(line)
+        size[0] += len(line)
+
+    emit(header)
+    names = _Names()
+    links = {}
+    totals = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'hardlinks': 0, 'special': 0,
+              'bytes': 0}
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    for path, st in walk(roots, excluder, one_file_system):
+        mode = st.st_mode
+        kind = entry_type(mode)
+        if kind in ('socket', 'unknown'):
+            warnings.append('skipped %s %s (tar cannot archive it)' % (kind, path))
+            continue
+        member = os.fsencode(path.lstrip('/')) or b'.'
+        uname = names.user(st.st_uid)
+        gname = names.group(st.st_gid)
+        mtime = int(st.st_mtime)
+        entry = {'path': path, 'type': kind, 'mode': '%04o' % stat.S_IMODE(mode), 'uid': st.st_uid,
+                 'gid': st.st_gid, 'owner': uname, 'group': gname, 'mtime': mtime}
+        xat = read_xattrs(path) if xattrs else None
+        if xat:
+            entry['xattrs'] = sorted(xat)
+        totals['entries'] += 1
+        if kind == 'file' and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            first = links.get(key)
+            if first is not None:
+                entry['type'] = 'hardlink'
+                entry['link'] = first[0]
+                entry['sha256'] = first[1]
+                entry['size'] = st.st_size
+                totals['hardlinks'] += 1
+                writer.write(tar_header(member, mode, st.st_uid, st.st_gid, 0, mtime, tarfile.LNKTYPE,
+                                        os.fsencode(first[0].lstrip('/')), uname, gname, xattrs=xat))
+                emit(entry)
+                continue
+        if kind == 'file':
+            sha = _stream_file(writer, path, st, member, mtime, uname, gname, xat, buf, view, warnings)
+            entry['size'] = st.st_size
+            entry['sha256'] = sha
+            totals['files'] += 1
+            totals['bytes'] += st.st_size
+            if st.st_nlink > 1:
+                links[(st.st_dev, st.st_ino)] = (path, sha)
+        elif kind == 'dir':
+            totals['dirs'] += 1
+            writer.write(tar_header(member.rstrip(b'/') + b'/', mode, st.st_uid, st.st_gid, 0, mtime,
+                                    tarfile.DIRTYPE, b'', uname, gname, xattrs=xat))
+        elif kind == 'symlink':
+            try:
+                target = os.readlink(path)
+            except OSError as exc:
+                raise BackupError('cannot read symlink %s: %s' % (path, exc.strerror or exc), path=path) from None
+            entry['target'] = target
+            totals['symlinks'] += 1
+            writer.write(tar_header(member, mode, st.st_uid, st.st_gid, 0, mtime, tarfile.SYMTYPE,
+                                    os.fsencode(target), uname, gname, xattrs=xat))
+        else:
+            totals['special'] += 1
+            flag = {'fifo': tarfile.FIFOTYPE, 'chardev': tarfile.CHRTYPE, 'blockdev': tarfile.BLKTYPE}[kind]
+            major = minor = 0
+            if kind != 'fifo':
+                major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                entry['rdev'] = [major, minor]
+            writer.write(tar_header(member, mode, st.st_uid, st.st_gid, 0, mtime, flag, b'', uname, gname,
+                                    major, minor, xattrs=xat))
+        emit(entry)
+    emit({'end': True, 'totals': totals})
+    return totals, digest.hexdigest(), size[0]
+
+
+def _stream_file(writer, path, st, member, mtime, uname, gname, xat, buf, view, warnings):
+    size = st.st_size
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NOATIME', 0))
+    except OSError as exc:
+        if exc.errno == errno.EPERM and getattr(os, 'O_NOATIME', 0):
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+            except OSError as exc2:
+                raise BackupError('cannot read %s: %s' % (path, exc2.strerror or exc2), path=path) from None
+        else:
+            raise BackupError('cannot read %s: %s' % (path, exc.strerror or exc), path=path) from None
+    digest = hashlib.sha256()
+    try:
+        writer.write(tar_header(member, st.st_mode, st.st_uid, st.st_gid, size, mtime, tarfile.REGTYPE,
+                                b'', uname, gname, xattrs=xat))
+        remaining = size
+        small = size <= SMALL_FILE
+        while remaining > 0:
+            try:
+                count = os.readv(fd, [view[:min(CHUNK, remaining)]])
+            except OSError as exc:
+                raise BackupError('cannot read %s: %s' % (path, exc.strerror or exc), path=path) from None
+            if count == 0:
+                warnings.append('%s shrank by %d bytes while being read; padded with zeros' % (path, remaining))
+                zeros = bytes(min(CHUNK, remaining))
+                while remaining > 0:
+                    part = zeros[:min(len(zeros), remaining)]
+                    digest.update(part)
+                    writer.write(part)
+                    remaining -= len(part)
+                break
+            chunk = view[:count]
+            digest.update(chunk)
+            if small:
+                writer.write(chunk)
+            else:
+                writer.write_large(chunk)
+            remaining -= count
+        if size and os.read(fd, 1):
+            warnings.append('%s grew while being read; archived its first %d bytes' % (path, size))
+    finally:
+        os.close(fd)
+    pad = (-size) % BLOCK
+    if pad:
+        writer.write(b'\0' * pad)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- reading back
+
+def iter_manifest(path):
+    """Yield the manifest's header, then its entries; raises BackupError on any damage."""
+    try:
+        handle = open(path, 'rb')
+    except (OSError, IOError) as exc:
+        raise BackupError('cannot read manifest %s: %s' % (path, exc)) from None
+    with handle:
+        first = True
+        ended = False
+        for lineno, line in enumerate(handle, 1):
+            if ended:
+                raise BackupError('manifest %s has data after its end marker (line %d)' % (path, lineno))
+            try:
+                obj = json.loads(line.decode('utf-8', 'surrogateescape'))
+            except ValueError as exc:
+                raise BackupError('manifest %s is damaged at line %d: %s' % (path, lineno, exc)) from None
+            if first:
+                if not isinstance(obj, dict) or obj.get('format') != FORMAT_MANIFEST:
+                    raise BackupError('manifest %s does not start with an %s header' % (path, FORMAT_MANIFEST))
+                first = False
+                yield obj
+                continue
+            if not isinstance(obj, dict):
+                raise BackupError('manifest %s is damaged at line %d' % (path, lineno))
+            if obj.get('end'):
+                ended = True
+                continue
+            if 'path' not in obj or 'type' not in obj:
+                raise BackupError('manifest %s is damaged at line %d: no path or type' % (path, lineno))
+            yield obj
+        if first or not ended:
+            raise BackupError('manifest %s is truncated (no end marker)' % path)
+
+
+def check_files(snapshot_dir, record):
+    """Re-hash archive, manifest and package state against the record."""
+    results = {}
+    for key in ('archive', 'manifest', 'packages'):
+        entry = record.get(key)
+        if not entry:
+            continue
+        path = os.path.join(snapshot_dir, entry['name'])
+        if not os.path.isfile(path):
+            raise BackupError('%s file %s is missing' % (key, path))
+        actual = sha256_file(path)
+        results[key] = {'path': path, 'expected_sha256': entry['sha256'], 'sha256': actual,
+                        'ok': actual == entry['sha256']}
+    return results
+
+
+def _decompress_popen(archive_path, kind, stdout):
+    cmd = decompressor_cmd(kind)
+    if not cmd:
+        return None, open(archive_path, 'rb')
+    handle = open(archive_path, 'rb')
+    proc = subprocess.Popen(cmd, stdin=handle, stdout=stdout, stderr=subprocess.PIPE)
+    handle.close()
+    return proc, None
+
+
+def tar_extract_cmd(root, xattrs=True, same_owner=True):
+    cmd = [which('tar') or 'tar', '-x', '-f', '-', '-C', root, '--numeric-owner', '--preserve-permissions']
+    if same_owner:
+        cmd.append('--same-owner')
+    else:
+        cmd.append('--no-same-owner')
+    if xattrs and _tar_has_xattrs():
+        cmd += ['--xattrs', '--xattrs-include=*']
+    return cmd
+
+
+_XATTR_SUPPORT = []
+
+
+def _tar_has_xattrs():
+    if not _XATTR_SUPPORT:
+        try:
+            out = subprocess.run([which('tar') or 'tar', '--help'], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, check=False).stdout
+        except OSError:
+            out = b''
+        _XATTR_SUPPORT.append(b'--xattrs' in out)
+    return _XATTR_SUPPORT[0]
+
+
+def extract(archive_path, kind, root, xattrs=True):
+    """Pipe the archive through the decompressor into GNU tar -x; raise BackupError on failure."""
+    is_root = os.geteuid() == 0
+    tar = subprocess.Popen(tar_extract_cmd(root, xattrs, same_owner=is_root), stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dec = None
+    try:
+        dec, raw = _decompress_popen(archive_path, kind, tar.stdin)
+        if raw is not None:
+            with raw:
+                try:
+                    shutil.copyfileobj(raw, tar.stdin, CHUNK)
+                except BrokenPipeError:
+                    pass  # tar stopped early; its exit status and message tell why
+        tar.stdin.close()
+        tar.stdin = None
+        tar_out, tar_err = tar.communicate()
+        dec_err = b''
+        if dec:
+            dec_err = dec.stderr.read()
+            dec.wait()
+    except BaseException:
+        tar.kill()
+        if dec:
+            dec.kill()
+        raise
+    if dec and dec.returncode != 0:
+        raise BackupError('decompressing %s failed: %s' % (archive_path, dec_err.decode('utf-8', 'replace').strip()))
+    if tar.returncode != 0:
+        raise BackupError('tar could not extract %s into %s: %s' % (
+            archive_path, root, (tar_err or tar_out).decode('utf-8', 'replace').strip()[-2000:]))
+
+
+def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=True):
+    """Differences between a manifest entry and the filesystem object at ``path`` (list of str)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ['missing']
+    problems = []
+    expected = entry['type']
+    actual = entry_type(st.st_mode)
+    if expected == 'hardlink':
+        expected = 'file'
+    if actual != expected:
+        return ['type %s, expected %s' % (actual, expected)]
+    mode = '%04o' % stat.S_IMODE(st.st_mode)
+    if actual != 'symlink' and mode != entry['mode']:
+        problems.append('mode %s, expected %s' % (mode, entry['mode']))
+    if check_owner and (st.st_uid != entry['uid'] or st.st_gid != entry['gid']):
+        problems.append('owner %d:%d, expected %d:%d' % (st.st_uid, st.st_gid, entry['uid'], entry['gid']))
+    if actual == 'file':
+        if st.st_size != entry['size']:
+            problems.append('size %d, expected %d' % (st.st_size, entry['size']))
+        elif hash_content:
+            try:
+                digest = sha256_file(path)
+            except (OSError, IOError) as exc:
+                problems.append('unreadable: %s' % exc)
+            else:
+                if digest != entry['sha256']:
+                    problems.append('content sha256 %s, expected %s' % (digest, entry['sha256']))
+        if check_mtime and int(st.st_mtime) != entry['mtime']:
+            problems.append('mtime %d, expected %d' % (int(st.st_mtime), entry['mtime']))
+    elif actual == 'symlink':
+        target = os.readlink(path)
+        if target != entry.get('target'):
+            problems.append('symlink target %r, expected %r' % (target, entry.get('target')))
+    elif actual in ('chardev', 'blockdev'):
+        if [os.major(st.st_rdev), os.minor(st.st_rdev)] != entry.get('rdev'):
+            problems.append('device number differs')
+    return problems
+
+
+def _relocate(path, root):
+    if root in ('/', ''):
+        return path
+    return os.path.join(root, path.lstrip('/'))
+
+
+def _walk_extracted(top, roots):
+    """Every entry under ``top`` in manifest order, as the absolute path it would restore to."""
+    ancestors = set()
+    for root in roots:
+        parts = [p for p in root.split('/') if p]
+        for i in range(1, len(parts)):
+            ancestors.add('/' + '/'.join(parts[:i]))
+    excluder = Excluder([])
+    for path, st in walk([top], excluder):
+        if path == top:
+            continue
+        original = '/' + os.path.relpath(path, top)
+        yield original, st, original in ancestors and stat.S_ISDIR(st.st_mode)
+
+
+def verify_snapshot(snapshot_dir, tmpdir=None, keep_temp=False, record_result=True,
+                    check_mode=False, space_check=True):
+    """Re-hash, test-extract into a temporary directory and compare every entry with the manifest."""
+    started = time.time()
+    record = load_record(snapshot_dir)
+    result = {'snapshot_id': record['snapshot_id'], 'label': record['label'], 'snapshot_dir': snapshot_dir,
+              'archive_sha256': record['archive']['sha256'], 'started': iso(utc_now()),
+              'archive_ok': False, 'manifest_ok': False, 'packages_ok': None, 'extract_ok': False,
+              'entries_expected': record['totals']['entries'], 'entries_compared': 0,
+              'files_hashed': 0, 'mismatches': [], 'mismatch_count': 0, 'missing_count': 0,
+              'extra_count': 0, 'owner_checked': os.geteuid() == 0}
+    failures = []
+    try:
+        hashes = check_files(snapshot_dir, record)
+    except BackupError as exc:
+        hashes = {}
+        failures.append(exc.msg)
+    result['hashes'] = hashes
+    result['archive_ok'] = bool(hashes.get('archive', {}).get('ok'))
+    result['manifest_ok'] = bool(hashes.get('manifest', {}).get('ok'))
+    if 'packages' in hashes:
+        result['packages_ok'] = hashes['packages']['ok']
+    for key, value in sorted(hashes.items()):
+        if not value['ok']:
+            failures.append('%s %s sha256 mismatch: %s, recorded %s' % (
+                key, value['path'], value['sha256'], value['expected_sha256']))
+    if not failures:
+        _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check)
+    result['verdict'] = 'passed' if not failures else 'failed'
+    result['passed'] = not failures
+    result['failures'] = failures
+    result['finished'] = iso(utc_now())
+    result['duration'] = round(time.time() - started, 3)
+    changed = False
+    if record_result and not check_mode:
+        doc = {'format': FORMAT_VERIFY, 'snapshot_id': record['snapshot_id'],
+               'archive_sha256': record['archive']['sha256'], 'verdict': result['verdict'],
+               'verified': result['finished'], 'entries_compared': result['entries_compared'],
+               'failures': failures[:DETAIL_LIMIT]}
+        path = os.path.join(snapshot_dir, VERIFY_NAME)
+        old = None
+        if os.path.isfile(path):
+            try:
+                with open(path) as handle:
+                    old = json.load(handle)
+            except (OSError, IOError, ValueError):
+                old = None
+        same = (isinstance(old, dict) and old.get('verdict') == doc['verdict']
+                and old.get('archive_sha256') == doc['archive_sha256'])
+        if not same:
+            write_json_atomic(path, doc)
+            changed = True
+        result['record_path'] = path
+    return changed, result
+
+
+def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check):
+    manifest_path = os.path.join(snapshot_dir, record['manifest']['name'])
+    archive_path = os.path.join(snapshot_dir, record['archive']['name'])
+    need = record['totals']['bytes'] + record['totals']['entries'] * 4096
+    base = tmpdir or _fast_tmp(need) or snapshot_dir
+    result['temp_base'] = base
+    if space_check:
+        if free_bytes(base) < need:
+            failures.append('not enough free space in %s for the restore test: %d bytes available, need %d'
+                            % (base, free_bytes(base), need))
+            return
+    temp = tempfile.mkdtemp(prefix='.itsop-verify-', dir=base)
+    result['temp_dir'] = temp if keep_temp else None
+    try:
+        with _TermGuard():
+            try:
+                extract(archive_path, compression_of(record['archive']['name']), temp,
+                        xattrs=record.get('xattrs', True))
+                result['extract_ok'] = True
+            except BackupError as exc:
+                failures.append(exc.msg)
+                return
+            _compare_tree(manifest_path, temp, result, failures)
+    finally:
+        if not keep_temp:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _mem_available():
+    try:
+        with open('/proc/meminfo') as handle:
+            for line in handle:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IOError, ValueError):
+        pass
+    return 0
+
+
+def _fast_tmp(need):
+    """The shared-memory tmpfs when it is writable and the tree is small next to free memory, else None.
+
+    Creating many small files is far cheaper on tmpfs than on most disks; the extraction is the same
+    GNU tar run either way. Only used when the tree needs under a quarter of the available memory.
+    """
+    shm = os.path.join('/dev', 'shm')
+    if not (os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK)):
+        return None
+    try:
+        if free_bytes(shm) < need * 1.2 or need * 4 > _mem_available():
+            return None
+    except OSError:
+        return None
+    return shm
+
+
+def _compare_tree(manifest_path, temp, result, failures):
+    owner = result['owner_checked']
+    details = result['mismatches']
+    try:
+        entries = iter_manifest(manifest_path)
+        header = next(entries)
+        disk = _walk_extracted(temp, header.get('paths') or [])
+        cur = _next_disk(disk)
+        for entry in entries:
+            key = path_key(entry['path'])
+            while cur is not None and path_key(cur[0]) < key:
+                if not cur[2]:
+                    result['extra_count'] += 1
+                    if len(details) < DETAIL_LIMIT:
+                        details.append({'path': cur[0], 'problems': ['not in the manifest']})
+                cur = _next_disk(disk)
+            if cur is None or cur[0] != entry['path']:
+                result['missing_count'] += 1
+                if len(details) < DETAIL_LIMIT:
+                    details.append({'path': entry['path'], 'problems': ['missing after extraction']})
+                continue
+            problems = compare_entry(entry, _relocate(entry['path'], temp), check_owner=owner,
+                                     check_mtime=entry['type'] in ('file', 'hardlink'))
+            result['entries_compared'] += 1
+            if entry['type'] in ('file', 'hardlink'):
+                result['files_hashed'] += 1
+            if problems:
+                result['mismatch_count'] += 1
+                if len(details) < DETAIL_LIMIT:
+                    details.append({'path': entry['path'], 'problems': problems})
+            cur = _next_disk(disk)
+        while cur is not None:
+            if not cur[2]:
+                result['extra_count'] += 1
+                if len(details) < DETAIL_LIMIT:
+                    details.append({'path': cur[0], 'problems': ['not in the manifest']})
+            cur = _next_disk(disk)
+    except BackupError as exc:
+        failures.append(exc.msg)
+        return
+    if result['entries_compared'] != result['entries_expected'] and not result['missing_count']:
+        failures.append('manifest lists %d entries, the record says %d' % (
+            result['entries_compared'], result['entries_expected']))
+    for key, text in (('missing_count', 'entries missing after extraction'),
+                      ('mismatch_count', 'entries differ from the manifest'),
+                      ('extra_count', 'extracted entries not in the manifest')):
+        if result[key]:
+            failures.append('%d %s' % (result[key], text))
+
+
+def _next_disk(iterator):
+    return next(iterator, None)
+
+
+# --------------------------------------------------------------------------- restore
+
+def _unsafe_name(name):
+    if not name or name.startswith('/'):
+        return 'absolute path'
+    parts = name.split('/')
+    if '..' in parts:
+        return "contains '..'"
+    return None
+
+
+def scan_archive(archive_path, kind, manifest_path, root, allow_devices=False):
+    """Check every member before anything is written; raise BackupError naming the first bad one.
+
+    Members must match the manifest one to one (same order), stay inside ``root`` (no absolute
+    names, no ``..``, nothing below a symlink member, no hard link out of the tree, no existing
+    symlink in ``root`` that leads outside it) and be of an allowed type.
+    """
+    proc, raw = _decompress_popen(archive_path, kind, subprocess.PIPE)
+    stream = proc.stdout if proc else raw
+    symlinks = set()
+    checked_dirs = set()
+    real_root = os.path.realpath(root)
+    count = 0
+    try:
+        entries = iter_manifest(manifest_path)
+        next(entries)
+        with tarfile.open(fileobj=stream, mode='r|', errorlevel=2) as tar:
+            for member in tar:
+                name = member.name
+                why = _unsafe_name(name)
+                if why:
+                    raise BackupError('refusing archive member %r: %s' % (name, why), member=name)
+                norm = os.path.normpath(name)
+                parts = norm.split('/')
+                for i in range(1, len(parts)):
+                    if '/'.join(parts[:i]) in symlinks:
+                        raise BackupError('refusing archive member %r: it lies below the symlink member %r'
+                                          % (name, '/'.join(parts[:i])), member=name)
+                if member.islnk():
+                    why = _unsafe_name(member.linkname)
+                    if why:
+                        raise BackupError('refusing hard link %r -> %r: target %s' % (name, member.linkname, why),
+                                          member=name)
+                    lparts = os.path.normpath(member.linkname).split('/')
+                    for i in range(1, len(lparts) + 1):
+                        if '/'.join(lparts[:i]) in symlinks:
+                            raise BackupError('refusing hard link %r -> %r: target goes through a symlink'
+                                              % (name, member.linkname), member=name)
+                elif member.issym():
+                    symlinks.add(norm)
+                elif member.ischr() or member.isblk():
+                    if not allow_devices:
+                        raise BackupError('refusing device file member %r; set allow_devices=true to '
+                                          'restore device nodes' % name, member=name)
+                elif not (member.isfile() or member.isdir() or member.isfifo()):
+                    raise BackupError('refusing archive member %r of unsupported type %r' % (name, member.type),
+                                      member=name)
+                if real_root != '/':
+                    _check_disk_parents(root, real_root, parts, checked_dirs, name)
+                entry = next(entries, None)
+                if entry is None or (entry['path'].lstrip('/') or '.') != norm:
+                    raise BackupError('archive member %r does not match the manifest (expected %r)' % (
+                        name, entry and entry['path']), member=name)
+                count += 1
+                tar.members = []  # stream mode would otherwise keep every member in memory
+            if next(entries, None) is not None:
+                raise BackupError('the archive has fewer members than the manifest lists')
+    except tarfile.TarError as exc:
+        raise BackupError('archive %s is not a readable tar stream: %s' % (archive_path, exc)) from None
+    finally:
+        if proc:
+            proc.stdout.close()
+            proc.kill()
+            proc.wait()
+        elif raw:
+            raw.close()
+    return count
+
+
+def _check_disk_parents(root, real_root, parts, checked, name):
+    for i in range(1, len(parts)):
+        rel = '/'.join(parts[:i])
+        if rel in checked:
+            continue
+        checked.add(rel)
+        full = os.path.join(root, rel)
+        if os.path.islink(full):
+            real = os.path.realpath(full)
+            if not (real == real_root or real.startswith(real_root.rstrip('/') + '/')):
+                raise BackupError('refusing archive member %r: %s in the target is a symlink leading '
+                                  'outside %s' % (name, full, root), member=name)
+
+
+def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=False, force=False):
+    """Restore to ``root``; returns (changed, result). Nothing is written in check mode."""
+    started = time.time()
+    record = load_record(snapshot_dir)
+    root = os.path.normpath(os.path.abspath(root))
+    hashes = check_files(snapshot_dir, record)
+    for key in ('archive', 'manifest'):
+        if not hashes[key]['ok']:
+            raise BackupError('%s %s sha256 mismatch: %s, recorded %s; refusing to restore' % (
+                key, hashes[key]['path'], hashes[key]['sha256'], hashes[key]['expected_sha256']))
+    archive_path = hashes['archive']['path']
+    manifest_path = hashes['manifest']['path']
+    kind = compression_of(record['archive']['name'])
+    if not check_mode:
+        ensure_private_dir(root)
+    members = scan_archive(archive_path, kind, manifest_path, root, allow_devices=allow_devices)
+
+    owner = os.geteuid() == 0
+    created, modified = [], []
+    counts = {'create': 0, 'modify': 0, 'unchanged': 0}
+    entries = iter_manifest(manifest_path)
+    next(entries)
+    for entry in entries:
+        problems = compare_entry(entry, _relocate(entry['path'], root), check_owner=owner,
+                                 check_mtime=False)
+        if not problems:
+            counts['unchanged'] += 1
+        elif problems == ['missing']:
+            counts['create'] += 1
+            if len(created) < DETAIL_LIMIT * 20:
+                created.append(entry['path'])
+        else:
+            counts['modify'] += 1
+            if len(modified) < DETAIL_LIMIT * 20:
+                modified.append({'path': entry['path'], 'problems': problems})
+    changed = bool(counts['create'] or counts['modify']) or force
+    if changed and not check_mode:
+        with _TermGuard():
+            extract(archive_path, kind, root, xattrs=record.get('xattrs', True))
+    result = {'snapshot_id': record['snapshot_id'], 'label': record['label'], 'snapshot_dir': snapshot_dir,
+              'root': root, 'archive_sha256': record['archive']['sha256'], 'archive_ok': True,
+              'members_checked': members, 'counts': counts, 'created': created, 'modified': modified,
+              'restored': bool(changed and not check_mode),
+              'duration': round(time.time() - started, 3)}
+    before = ''.join('%s: %s\n' % (m['path'], '; '.join(m['problems'])) for m in modified)
+    before += ''.join('%s: missing\n' % p for p in created)
+    after = ''.join('%s: as in snapshot %s\n' % (p, record['snapshot_id'])
+                    for p in [m['path'] for m in modified] + created)
+    result['diff'] = {'before_header': root, 'after_header': 'snapshot %s' % record['snapshot_id'],
+                      'before': before, 'after': after}
+    return changed, result
+
+
+# --------------------------------------------------------------------------- retention
+
+def _verified(snapshot_dir, record):
+    path = os.path.join(snapshot_dir, VERIFY_NAME)
+    try:
+        with open(path) as handle:
+            doc = json.load(handle)
+    except (OSError, IOError, ValueError):
+        return False
+    return (isinstance(doc, dict) and doc.get('verdict') == 'passed'
+            and doc.get('archive_sha256') == record['archive']['sha256'])
+
+
+def prune_snapshots(dest, label, keep_days=None, keep_copies=None, incomplete_age_hours=24,
+                    check_mode=False, now=None):
+    """Remove snapshots of ``label`` older than keep_days or beyond keep_copies (never the newest verified)."""
+    validate_label(label)
+    now = time.time() if now is None else now
+    found = snapshot_dirs(dest, label)
+    newest_verified = None
+    for record, path in reversed(found):
+        if _verified(path, record):
+            newest_verified = record['snapshot_id']
+            break
+    removed, kept = [], []
+    newest_first = list(reversed(found))
+    for index, (record, path) in enumerate(newest_first):
+        age_days = (now - record.get('created_epoch', now)) / 86400.0
+        too_old = keep_days is not None and age_days > keep_days
+        too_many = keep_copies is not None and index >= keep_copies
+        sid = record['snapshot_id']
+        if (too_old or too_many) and sid != newest_verified:
+            removed.append(sid)
+            if not check_mode:
+                shutil.rmtree(path)
+        else:
+            kept.append(sid)
+    stale = []
+    base = os.path.join(dest, label)
+    if os.path.isdir(base):
+        for name in sorted(os.listdir(base)):
+            path = os.path.join(base, name)
+            if name.startswith(INCOMPLETE_PREFIX) and os.path.isdir(path):
+                if now - os.lstat(path).st_mtime > incomplete_age_hours * 3600:
+                    stale.append(name)
+                    if not check_mode:
+                        shutil.rmtree(path, ignore_errors=True)
+    return bool(removed or stale), {'label': label, 'removed': removed, 'kept': kept,
+                                    'protected': newest_verified, 'removed_incomplete': stale}

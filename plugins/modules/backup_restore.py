@@ -1,0 +1,176 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: backup_restore
+short_description: Restore a backup snapshot to its original paths or to an alternate root
+version_added: 0.1.0
+description:
+  - Restores a snapshot made by M(itsop.change.backup_snapshot).
+  - Before anything is written it re-hashes the archive and the manifest against the snapshot record, then reads
+    every archive member and refuses the whole restore when one would land outside the target (absolute names,
+    C(..), members below a symlink member, hard links out of the tree, symlinks already in the target that lead
+    outside it), is a device node (unless O(allow_devices=true)) or does not match the manifest.
+  - Compares the manifest with what is on disk under O(root); when nothing differs nothing is written
+    (C(changed=false)). Otherwise the archive is extracted with GNU tar keeping owners (numeric ids), modes,
+    symlinks, mtimes and extended attributes.
+  - Files that exist in the target but not in the snapshot are left alone.
+author:
+  - itsop.change engineers
+options:
+  snapshot_path:
+    description:
+      - Snapshot directory. Mutually exclusive with O(dest).
+    type: path
+  dest:
+    description:
+      - Backup directory the snapshot was written to; use with O(label) and optionally O(snapshot_id).
+    type: path
+  label:
+    description:
+      - Label of the snapshot.
+    type: str
+  snapshot_id:
+    description:
+      - Snapshot id; the newest complete snapshot of O(label) when omitted.
+    type: str
+  root:
+    description:
+      - Directory the archived absolute paths are restored under. V(/) restores to the original paths.
+      - An alternate root that does not exist is created with mode 0700.
+    type: path
+    default: /
+  allow_devices:
+    description:
+      - Allow device nodes in the archive to be restored.
+    type: bool
+    default: false
+  force:
+    description:
+      - Extract even when the target already matches the snapshot.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: Checks hashes and members and reports what would be created or modified.
+  diff_mode:
+    support: full
+    details: Lists the entries that would change and why (type, mode, owner, size, content, symlink target).
+  platform:
+    platforms: posix
+    details: Needs GNU tar and the decompressor of the archive.
+seealso:
+  - module: itsop.change.backup_snapshot
+  - module: itsop.change.backup_verify
+'''
+
+EXAMPLES = r'''
+- name: Show what a rollback of /etc would change
+  itsop.change.backup_restore:
+    dest: /var/backups/itsop
+    label: CHG-2025-001
+  check_mode: true
+  diff: true
+
+- name: Restore the snapshot to an alternate root for inspection
+  itsop.change.backup_restore:
+    snapshot_path: "{{ snapshot.snapshot_dir }}"
+    root: /var/tmp/restore-CHG-2025-001
+'''
+
+RETURN = r'''
+snapshot_id:
+  description: Id of the snapshot restored.
+  returned: success
+  type: str
+snapshot_dir:
+  description: Directory of the snapshot.
+  returned: success
+  type: path
+root:
+  description: The target root.
+  returned: success
+  type: path
+archive_sha256:
+  description: SHA-256 of the archive, checked before the restore.
+  returned: success
+  type: str
+archive_ok:
+  description: Archive and manifest hashes matched the record (the module fails otherwise).
+  returned: success
+  type: bool
+members_checked:
+  description: Archive members checked for safety and against the manifest.
+  returned: success
+  type: int
+counts:
+  description: Entries to create (missing), modify (differing) and unchanged.
+  returned: success
+  type: dict
+  sample: {create: 1, modify: 2, unchanged: 830}
+created:
+  description: Paths that were (or in check mode would be) created, up to 1000.
+  returned: success
+  type: list
+  elements: str
+modified:
+  description: Entries that were (or would be) changed back, up to 1000, each with C(path) and C(problems).
+  returned: success
+  type: list
+  elements: dict
+restored:
+  description: Whether the archive was extracted.
+  returned: success
+  type: bool
+duration:
+  description: Seconds the module took.
+  returned: success
+  type: float
+'''
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
+    BackupError, find_snapshot, restore_snapshot)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            snapshot_path=dict(type='path'),
+            dest=dict(type='path'),
+            label=dict(type='str'),
+            snapshot_id=dict(type='str'),
+            root=dict(type='path', default='/'),
+            allow_devices=dict(type='bool', default=False),
+            force=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
+        required_one_of=[('snapshot_path', 'dest')],
+        required_together=[('dest', 'label')],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
+        changed, result = restore_snapshot(path, root=p['root'], allow_devices=p['allow_devices'],
+                                           check_mode=module.check_mode, force=p['force'])
+    except BackupError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except (OSError, IOError) as exc:
+        module.fail_json(msg='restore to %s failed: %s' % (p['root'], exc))
+    diff = result.pop('diff')
+    if module._diff and changed:
+        result['diff'] = diff
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: backup_verify
+short_description: Prove a backup snapshot restorable (re-hash, test-extract, compare with the manifest)
+version_added: 0.1.0
+description:
+  - Re-hashes the archive, manifest and package state of a snapshot made by M(itsop.change.backup_snapshot)
+    and compares them with the snapshot record.
+  - Then extracts the archive with GNU tar into a fresh private temporary directory (the restore test) and
+    compares every extracted entry with the manifest (type, mode, owner and group when run as root, size,
+    SHA-256, mtime of files, symlink targets). Missing and unexpected entries fail the test.
+  - Writes the verdict to C(verify.json) in the snapshot directory (used by M(itsop.change.backup_prune) to
+    protect the newest verified snapshot). The verdict is also returned and the module fails when it is not
+    V(passed), unless O(fail_on_mismatch=false).
+author:
+  - itsop.change engineers
+options:
+  snapshot_path:
+    description:
+      - Snapshot directory (RV(itsop.change.backup_snapshot#module:snapshot_dir)).
+      - Mutually exclusive with O(dest).
+    type: path
+  dest:
+    description:
+      - Backup directory the snapshot was written to; use with O(label) and optionally O(snapshot_id).
+    type: path
+  label:
+    description:
+      - Label of the snapshot.
+    type: str
+  snapshot_id:
+    description:
+      - Snapshot id; the newest complete snapshot of O(label) when omitted.
+    type: str
+  tmpdir:
+    description:
+      - Where to create the temporary extraction directory (mode 0700, removed afterwards).
+      - By default C(/dev/shm) when it is a writable tmpfs with room for the tree and the tree needs less than a
+        quarter of the available memory (creating many small files is much faster there), else the snapshot
+        directory. The place used is returned as RV(temp_base).
+    type: path
+  keep_temp:
+    description:
+      - Keep the extracted tree (its path is returned as RV(temp_dir)). For debugging.
+    type: bool
+    default: false
+  record:
+    description:
+      - Write the verdict to C(verify.json) in the snapshot directory.
+    type: bool
+    default: true
+  fail_on_mismatch:
+    description:
+      - Fail the task when the verdict is not V(passed).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: The restore test runs in check mode too (it only writes to a temporary directory it removes); the
+      verdict record is not written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Needs GNU tar and the decompressor used for the archive (zstd, gzip or pigz).
+seealso:
+  - module: itsop.change.backup_snapshot
+'''
+
+EXAMPLES = r'''
+- name: Restore-test the snapshot just made
+  itsop.change.backup_verify:
+    snapshot_path: "{{ snapshot.snapshot_dir }}"
+  register: verify
+
+- name: Verify the newest snapshot of a change
+  itsop.change.backup_verify:
+    dest: /var/backups/itsop
+    label: CHG-2025-001
+'''
+
+RETURN = r'''
+verdict:
+  description: V(passed) or V(failed).
+  returned: always
+  type: str
+  sample: passed
+passed:
+  description: True when the verdict is V(passed).
+  returned: always
+  type: bool
+failures:
+  description: Why the verification failed (empty when it passed).
+  returned: always
+  type: list
+  elements: str
+snapshot_id:
+  description: Id of the snapshot verified.
+  returned: always
+  type: str
+snapshot_dir:
+  description: Directory of the snapshot verified.
+  returned: always
+  type: path
+archive_sha256:
+  description: SHA-256 recorded for the archive.
+  returned: always
+  type: str
+archive_ok:
+  description: The archive's SHA-256 equals the recorded one.
+  returned: always
+  type: bool
+manifest_ok:
+  description: The manifest's SHA-256 equals the recorded one.
+  returned: always
+  type: bool
+packages_ok:
+  description: The package state's SHA-256 equals the recorded one (null when there is none).
+  returned: always
+  type: bool
+extract_ok:
+  description: The test extraction succeeded.
+  returned: always
+  type: bool
+entries_expected:
+  description: Entries the snapshot record lists.
+  returned: always
+  type: int
+entries_compared:
+  description: Entries found after extraction and compared with the manifest.
+  returned: always
+  type: int
+files_hashed:
+  description: Regular files re-hashed after extraction.
+  returned: always
+  type: int
+mismatch_count:
+  description: Entries that differ from the manifest.
+  returned: always
+  type: int
+missing_count:
+  description: Manifest entries missing after extraction.
+  returned: always
+  type: int
+extra_count:
+  description: Extracted entries that the manifest does not list.
+  returned: always
+  type: int
+mismatches:
+  description: Up to 50 differing entries, each with C(path) and a list of C(problems).
+  returned: always
+  type: list
+  elements: dict
+owner_checked:
+  description: Whether owner and group were compared (only when running as root).
+  returned: always
+  type: bool
+hashes:
+  description: Per snapshot file (archive, manifest, packages) the path, recorded and actual SHA-256 and C(ok).
+  returned: always
+  type: dict
+started:
+  description: UTC ISO-8601 start time.
+  returned: always
+  type: str
+finished:
+  description: UTC ISO-8601 end time.
+  returned: always
+  type: str
+duration:
+  description: Seconds the verification took.
+  returned: always
+  type: float
+record_path:
+  description: Path of C(verify.json).
+  returned: when O(record=true)
+  type: path
+temp_base:
+  description: Directory in which the temporary extraction directory was created.
+  returned: when the restore test ran
+  type: path
+temp_dir:
+  description: The kept extraction directory (only with O(keep_temp=true)).
+  returned: always
+  type: path
+'''
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
+    BackupError, find_snapshot, verify_snapshot)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            snapshot_path=dict(type='path'),
+            dest=dict(type='path'),
+            label=dict(type='str'),
+            snapshot_id=dict(type='str'),
+            tmpdir=dict(type='path'),
+            keep_temp=dict(type='bool', default=False),
+            record=dict(type='bool', default=True),
+            fail_on_mismatch=dict(type='bool', default=True),
+        ),
+        mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
+        required_one_of=[('snapshot_path', 'dest')],
+        required_together=[('dest', 'label')],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
+        changed, result = verify_snapshot(path, tmpdir=p['tmpdir'], keep_temp=p['keep_temp'],
+                                          record_result=p['record'], check_mode=module.check_mode)
+    except BackupError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except (OSError, IOError) as exc:
+        module.fail_json(msg='verification failed: %s' % exc)
+    if not result['passed'] and p['fail_on_mismatch']:
+        module.fail_json(msg='snapshot %s failed verification: %s' % (result['snapshot_id'],
+                                                                      '; '.join(result['failures'][:5])),
+                         changed=changed, **result)
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == '__main__':
+    main()
