@@ -394,6 +394,8 @@ class CallbackModule(CallbackBase):
             rec["no_log"] = True
             return rec
         if item and status != "retry":
+            # the label (loop_control.label, else the item) is what the operator chose to show;
+            # the full item stays out of the record (it may hold secrets hidden by the label)
             label = data.get("_ansible_item_label", data.get("item"))
             rec["item"] = self.redactor.redact(label)
         if rec["changed"] and "diff" in data:
@@ -401,7 +403,7 @@ class CallbackModule(CallbackBase):
         if self.record_results:
             body = {}
             for name, value in data.items():
-                if name == "diff":
+                if name == "diff" or (item and name == "item"):
                     continue
                 if name == "results" and isinstance(value, list):
                     body["results_count"] = len(value)  # every item has its own record
