@@ -1,0 +1,231 @@
+"""Change request format v1: schema, semantic rules, messages, normalisation, module."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.itsop.change.plugins.module_utils import change_request as cr
+from tests.helpers import REPO, VENV_BIN, base_env
+
+EXAMPLES = REPO / "docs" / "examples" / "change-requests"
+SCHEMA_FILE = REPO / "schemas" / "change_request.v1.json"
+BOTH = pytest.mark.parametrize("use_jsonschema", [True, False], ids=["jsonschema", "builtin"])
+
+
+@pytest.fixture
+def valid() -> dict:
+    return cr.load_change_request(EXAMPLES / "security-patch-1.1.0.yml")
+
+
+def test_embedded_schema_is_the_schema_file():
+    assert json.loads(SCHEMA_FILE.read_text()) == cr.SCHEMA
+    assert cr.SCHEMA["$schema"].endswith("2020-12/schema")
+
+
+def test_schema_is_a_valid_draft_2020_12_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(cr.SCHEMA)
+
+
+def test_architecture_example_is_valid():
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = re.search(r"```yaml\n(api_version: itsop.change/v1.*?)```", text, re.S).group(1)
+    data = yaml.safe_load(block)
+    data["description"] = "x"  # the doc elides it with "..."
+    data["items"]["artifacts"][0]["sha256"] = "a" * 64
+    data["items"]["config_files"][0]["template"] = "templates/config.ini.j2"
+    assert cr.validate_change_request(data) == []
+
+
+@BOTH
+@pytest.mark.parametrize("name", ["security-patch-1.1.0.yml", "broken-update-1.2.0.yml"])
+def test_valid_examples(name, use_jsonschema):
+    data = cr.load_change_request(EXAMPLES / name)
+    assert cr.validate_change_request(data, use_jsonschema=use_jsonschema) == []
+
+
+@BOTH
+def test_invalid_example_names_every_field(use_jsonschema):
+    data = cr.load_change_request(EXAMPLES / "invalid.yml")
+    errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
+    assert errors == [
+        'id: "CHG-42" does not match ^CHG-[0-9]{4}-[0-9]{4,}$',
+        "items.packages[0].version: is required",
+        'risk: "severe" is not one of "low", "medium", "high", "critical"',
+        "window.timezone: unknown time zone Asia/Jakrta",
+        "reason.references: a security_recommendation needs advisory or CVE references",
+        "targets.staging: must not share targets with targets.production (web-1)",
+        "approvers.qa: needs at least one approver",
+    ]
+    # the comment at the top of the example documents exactly these messages
+    head = (EXAMPLES / "invalid.yml").read_text()
+    for err in errors:
+        assert err in head
+
+
+@BOTH
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda d: d["window"].update(end="2026-11-24T21:00:00+07:00"), "window.end: must be after window.start"),
+    (lambda d: d["window"].update(end=d["window"]["start"]), "window.end: must be after window.start"),
+    (lambda d: d["window"].update(timezone="Mars/Olympus"), "window.timezone: unknown time zone Mars/Olympus"),
+    (lambda d: d["window"].update(start="tomorrow"), "window.start: not a valid timestamp"),
+    (lambda d: d["window"].pop("start"), "window.start: is required"),
+    (lambda d: d.update(expected_downtime_minutes=600),
+     "expected_downtime_minutes: 600 exceeds the window length (240 minutes)"),
+    (lambda d: d["reason"].update(references=[]),
+     "reason.references: a security_recommendation needs advisory or CVE references"),
+    (lambda d: d["reason"].pop("references"),
+     "reason.references: a security_recommendation needs advisory or CVE references"),
+    (lambda d: d["approvers"].update(it_manager=[]), "approvers.it_manager: needs at least one approver"),
+    (lambda d: d["approvers"].pop("security"), "approvers.security: is required"),
+    (lambda d: d.update(type="hotfix"), 'type: "hotfix" is not one of "install", "update", "patch", "security_patch"'),
+    (lambda d: d.update(colour="blue"), "colour: unknown field"),
+    (lambda d: d["items"]["packages"][0].update(version=110), "items.packages[0].version: must be of type string"),
+    (lambda d: d["items"]["packages"].append({"name": "itsop-demo-web", "version": "1.0.0"}),
+     "items.packages[1].name: itsop-demo-web is already listed at items.packages[0]"),
+    (lambda d: d["items"].update(config_files=[{"dest": "/etc/x"}]),
+     "items.config_files[0]: needs exactly one of template, content"),
+    (lambda d: d["items"].update(config_files=[{"dest": "etc/x", "content": "a"}]),
+     'items.config_files[0].dest: "etc/x" does not match ^/'),
+    (lambda d: d["items"].update(artifacts=[{"name": "x.tar", "source": "/tmp/x.tar", "sha256": "a" * 64,
+                                             "install": True}]),
+     "items.artifacts[0].name: install: true needs a .deb or .rpm file, found x.tar"),
+    (lambda d: d["items"].update(artifacts=[{"name": "x.deb", "source": "/tmp/x.deb", "sha256": "abc"}]),
+     'items.artifacts[0].sha256: "abc" does not match'),
+    (lambda d: d["targets"].update(staging=["production"]),
+     "targets.staging: must not share targets with targets.production (production)"),
+    (lambda d: d["execution"].update(serial="150%"), "execution.serial: matches none of the allowed forms"),
+    (lambda d: d["execution"].update(max_fail_percentage=101), "execution.max_fail_percentage: must be at most 100"),
+    (lambda d: d["test_plan"]["functional"].append({"type": "http"}), "test_plan.functional[6].url: is required"),
+    (lambda d: d["test_plan"].update(functional=[]), "test_plan.functional: must have at least 1 item(s)"),
+    (lambda d: d.update(api_version="v2"), 'api_version: must be "itsop.change/v1"'),
+    (lambda d: d.update(requester="Budi Santoso"), 'requester: "Budi Santoso" does not match'),
+])
+def test_each_rule_names_field_and_reason(valid, mutate, expected, use_jsonschema):
+    data = copy.deepcopy(valid)
+    mutate(data)
+    errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_both_validators_agree_on_many_broken_documents(valid):
+    pytest.importorskip("jsonschema")
+    broken = []
+    for key in list(valid):
+        d = copy.deepcopy(valid)
+        d.pop(key)
+        broken.append(d)
+        d = copy.deepcopy(valid)
+        d[key] = 7
+        broken.append(d)
+    for d in broken:
+        assert cr.validate_change_request(d, use_jsonschema=True) == \
+            cr.validate_change_request(d, use_jsonschema=False), d
+
+
+def test_not_a_mapping():
+    assert cr.validate_change_request(["a"]) == ["(root): the change request must be a mapping, found array"]
+
+
+def test_normalise_applies_defaults_and_utc(valid):
+    for key in ("execution", "monitoring", "dpia_required"):
+        valid.pop(key)
+    valid["window"] = {"start": "2026-11-24 22:00", "end": "2026-11-25T01:30:00"}  # naive -> Asia/Jakarta
+    out = cr.normalise_change_request(valid)
+    assert out["window"]["timezone"] == "Asia/Jakarta"
+    assert out["window"]["start_utc"] == "2026-11-24T15:00:00Z"
+    assert out["window"]["end_utc"] == "2026-11-24T18:30:00Z"
+    assert out["window"]["end_epoch"] - out["window"]["start_epoch"] == 210 * 60
+    assert out["window"]["duration_minutes"] == 210
+    assert out["window"]["grace_minutes"] == 0
+    assert out["execution"] == {"serial": 1, "max_fail_percentage": 0, "reboot_allowed": False}
+    assert out["dpia_required"] is False
+    assert out["monitoring"]["thresholds"]["max_restarts"] == 0
+    assert out["items"]["packages"][0]["services"] == ["itsop-demo-web"]
+    assert out["items"]["artifacts"] == [] and out["items"]["config_files"] == []
+    assert "start_utc" not in valid["window"], "input must not be mutated"
+
+
+def test_normalise_offsets_and_z():
+    assert cr.parse_timestamp("2026-11-24T15:00:00Z").isoformat() == "2026-11-24T15:00:00+00:00"
+    assert cr.parse_timestamp("2026-11-24T22:00:00+0700").isoformat() == "2026-11-24T15:00:00+00:00"
+    assert cr.parse_timestamp("2026-11-24T22:00:00.5+07:00").isoformat() == "2026-11-24T15:00:00.500000+00:00"
+    # an explicit offset wins over the window time zone
+    assert cr.parse_timestamp("2026-11-24T22:00:00+07:00", "Europe/Berlin").hour == 15
+
+
+def test_normalise_raises_with_every_error(valid):
+    valid["window"]["end"] = valid["window"]["start"]
+    valid["risk"] = "extreme"
+    with pytest.raises(cr.ChangeRequestError) as info:
+        cr.normalise_change_request(valid)
+    assert "window.end: must be after window.start" in info.value.errors
+    assert any(e.startswith("risk:") for e in info.value.errors)
+
+
+def test_unquoted_yaml_timestamps_are_accepted(tmp_path):
+    text = (EXAMPLES / "security-patch-1.1.0.yml").read_text().replace('"2026-11-24T22:00:00+07:00"',
+                                                                       "2026-11-24T22:00:00+07:00")
+    path = tmp_path / "cr.yml"
+    path.write_text(text)
+    out = cr.load_and_normalise(path)
+    assert out["window"]["start_utc"] == "2026-11-24T15:00:00Z"
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"- a\n- b\n", "must be a mapping, found list"),
+    (b"id: [unclosed\n", "not valid YAML"),
+    (b"\xff\xfe", "not UTF-8"),
+])
+def test_load_errors(tmp_path, content, needle):
+    path = tmp_path / "cr.yml"
+    path.write_bytes(content)
+    with pytest.raises(cr.ChangeRequestError, match=needle):
+        cr.load_change_request(path)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(cr.ChangeRequestError, match="cannot read"):
+        cr.load_change_request(tmp_path / "nope.yml")
+
+
+def _module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-m", "itsop.change.change_request_info",
+                           "-a", *args], capture_output=True, text=True, env=base_env(), cwd=REPO,
+                          check=False, timeout=120)
+
+
+def test_module_valid_and_invalid(tmp_path):
+    ok = _module(f"path={EXAMPLES / 'security-patch-1.1.0.yml'}")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "start_utc: '2026-11-24T15:00:00Z'" in ok.stdout
+    assert "changed: false" in ok.stdout
+    bad = _module(f"path={EXAMPLES / 'invalid.yml'}")
+    assert bad.returncode != 0
+    assert "approvers.qa: needs at least one approver" in bad.stdout
+    assert "window.timezone: unknown time zone Asia/Jakrta" in bad.stdout
+
+
+def test_module_data_option():
+    data = yaml.safe_load((EXAMPLES / "broken-update-1.2.0.yml").read_text())
+    proc = _module(json.dumps({"data": data}))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "end_utc: '2026-12-01T16:00:00Z'" in proc.stdout
+
+
+def test_module_requires_one_source():
+    proc = _module("")
+    assert proc.returncode != 0
+    assert "one of the following is required: path, data" in proc.stdout
+
+
+def test_schema_file_is_json_and_examples_dir_has_three():
+    assert sorted(p.name for p in Path(EXAMPLES).glob("*.yml")) == [
+        "broken-update-1.2.0.yml", "invalid.yml", "security-patch-1.1.0.yml"]
