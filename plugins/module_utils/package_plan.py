@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read-only impact analysis of a package change (SOP step 1.2) for apt and dnf hosts.
+
+Pure parsing and estimation functions (unit-tested) plus the host queries used by the
+``itsop.change.package_plan_info`` module. The dnf code path is written from dnf's documented
+output format and is NOT yet tested on a RHEL-family host.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import hashlib
+import os
+import re
+
+# Inst pkg [old] (new repo [arch])  /  Inst pkg (new repo [arch])  /  Remv pkg [old]
+_APT_INST_RE = re.compile(r'^Inst (?P<name>\S+) (?:\[(?P<old>[^\]]+)\] )?\((?P<new>\S+)(?P<rest>[^)]*)\)')
+_APT_REMV_RE = re.compile(r'^Remv (?P<name>\S+)(?: \[(?P<old>[^\]]+)\])?')
+
+# Packages whose update needs a reboot to take effect (kernel, libc, init system, bus).
+REBOOT_PACKAGE_RE = re.compile(
+    r'^(linux-image|linux-modules|linux-base|kernel|kernel-core|kernel-modules|glibc|libc6|systemd|dbus'
+    r'|dbus-broker|microcode|intel-microcode|amd64-microcode|linux-firmware)($|[-:])')
+
+DEFAULT_DOWNTIME_MODEL = {
+    'base_seconds': 30,
+    'per_package_seconds': 15,
+    'per_service_restart_seconds': 10,
+    'reboot_seconds': 180,
+    'health_check_seconds': 15,
+}
+
+
+def parse_apt_simulation(text):
+    """Parse ``apt-get -s`` output into a list of {name, action, from, to, arch}."""
+    changes = []
+    for line in text.splitlines():
+        match = _APT_INST_RE.match(line)
+        if match:
+            old = match.group('old')
+            new = match.group('new')
+            arch = None
+            rest = match.group('rest') or ''
+            arch_match = re.search(r'\[([^\]]+)\]\s*$', rest.strip())
+            if arch_match:
+                arch = arch_match.group(1)
+            if old is None:
+                action = 'install'
+            elif compare_versions_simple(old, new) > 0:
+                action = 'downgrade'
+            elif old == new:
+                action = 'reinstall'
+            else:
+                action = 'upgrade'
+            changes.append({'name': match.group('name'), 'action': action, 'from': old, 'to': new, 'arch': arch})
+            continue
+        match = _APT_REMV_RE.match(line)
+        if match:
+            changes.append({'name': match.group('name'), 'action': 'remove', 'from': match.group('old'),
+                            'to': None, 'arch': None})
+    return changes
+
+
+def _version_key(version):
+    """A rough Debian-style sort key (epoch, then alternating digit/non-digit runs, ~ sorts first)."""
+    epoch = 0
+    if ':' in version:
+        head, version = version.split(':', 1)
+        epoch = int(head) if head.isdigit() else 0
+    parts = []
+    for run in re.findall(r'\d+|[^\d]+', version):
+        if run.isdigit():
+            parts.append((1, int(run), ''))
+        else:
+            parts.append((0, 0, ''.join(chr(0) if c == '~' else c for c in run)))
+    return (epoch, parts)
+
+
+def compare_versions_simple(a, b):
+    """-1/0/1 comparing two version strings (approximation of dpkg's order; used for labels only)."""
+    ka, kb = _version_key(a), _version_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def parse_dnf_transaction(text):
+    """Parse ``dnf install --assumeno`` transaction tables (documented format; untested on hosts)."""
+    changes = []
+    section = None
+    headings = {
+        'installing': 'install', 'upgrading': 'upgrade', 'downgrading': 'downgrade',
+        'reinstalling': 'reinstall', 'removing': 'remove', 'installing dependencies': 'install',
+        'installing weak dependencies': 'install',
+    }
+    for line in text.splitlines():
+        stripped = line.strip().rstrip(':').lower()
+        if stripped in headings:
+            section = headings[stripped]
+            continue
+        if not line.startswith(' ') or section is None:
+            if stripped.startswith('transaction summary'):
+                section = None
+            continue
+        cols = line.split()
+        if len(cols) >= 3:
+            changes.append({'name': cols[0], 'action': section, 'from': None, 'to': cols[2], 'arch': cols[1]})
+    return changes
+
+
+def parse_conffiles(text):
+    """Parse dpkg-query ``${Conffiles}`` output into [{path, md5, obsolete}]."""
+    out = []
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 2 and cols[0].startswith('/'):
+            out.append({'path': cols[0], 'md5': cols[1], 'obsolete': 'obsolete' in cols[2:]})
+    return out
+
+
+def file_md5(path):
+    digest = hashlib.md5()  # noqa: S324 - dpkg records conffile md5 sums; compared, not trusted
+    try:
+        with open(path, 'rb') as handle:
+            for block in iter(lambda: handle.read(65536), b''):
+                digest.update(block)
+    except (IOError, OSError):
+        return None
+    return digest.hexdigest()
+
+
+def needs_reboot(package_names):
+    return sorted(name for name in package_names if REBOOT_PACKAGE_RE.match(name))
+
+
+def estimate_downtime(changes, services, reboot, model=None):
+    """Downtime estimate in seconds from the number of packages, restarted services and a reboot.
+
+    The model (DEFAULT_DOWNTIME_MODEL, each value overridable) is deliberately simple and
+    documented in docs/stages-1-3.md:
+    base + per_package * packages + per_service_restart * services + reboot (if needed) + health check.
+    No package change means no downtime (0).
+    """
+    values = dict(DEFAULT_DOWNTIME_MODEL)
+    values.update(model or {})
+    if not changes:
+        return {'seconds': 0, 'model': values, 'terms': {}}
+    terms = {
+        'base': values['base_seconds'],
+        'packages': values['per_package_seconds'] * len(changes),
+        'service_restarts': values['per_service_restart_seconds'] * len(services),
+        'reboot': values['reboot_seconds'] if reboot else 0,
+        'health_check': values['health_check_seconds'],
+    }
+    return {'seconds': int(sum(terms.values())), 'model': values, 'terms': terms}
+
+
+def disk_free(paths):
+    out = {}
+    for path in paths:
+        probe = path
+        while probe and not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        try:
+            st = os.statvfs(probe or '/')
+        except OSError:
+            continue
+        out[path] = {'free_bytes': st.f_bavail * st.f_frsize, 'total_bytes': st.f_blocks * st.f_frsize}
+    return out
+
+
+def service_units_from_files(files):
+    """systemd unit names (and SysV scripts) among a package's file list."""
+    units = []
+    for path in files:
+        base = os.path.basename(path)
+        if re.match(r'^/(usr/)?lib/systemd/system/[^/]+\.service$', path) and '@' not in base:
+            units.append(base[:-len('.service')])
+        elif path.startswith('/etc/init.d/') and base not in ('README', 'skeleton'):
+            units.append(base)
+    return sorted(set(units))

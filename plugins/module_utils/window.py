@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Change window arithmetic for stage 3 (SOP 3.1: execute in the approved schedule).
+
+A change may start work at or after ``start`` and up to ``end + grace``; before ``start`` it is
+``before``, inside ``[start, end]`` it is ``inside``, within the grace period ``grace`` and after
+that ``after``. ``open`` is true for ``inside`` and ``grace``.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import datetime
+import time
+
+from ansible_collections.itsop.change.plugins.module_utils.change_request import parse_timestamp, utc_iso
+
+STATE_BEFORE = 'before'
+STATE_INSIDE = 'inside'
+STATE_GRACE = 'grace'
+STATE_AFTER = 'after'
+
+
+def _epoch(value):
+    return (value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
+
+
+def window_status(start, end, now=None, grace_minutes=0, timezone=None):
+    """Return a dict describing where ``now`` falls relative to the window.
+
+    start, end, now: ISO-8601 strings (naive ones read in ``timezone``) or aware datetimes;
+    now defaults to the current time. Raises ValueError for unusable input.
+    """
+    start_dt = parse_timestamp(start, timezone)
+    end_dt = parse_timestamp(end, timezone)
+    if end_dt <= start_dt:
+        raise ValueError('window end %s is not after start %s' % (utc_iso(end_dt), utc_iso(start_dt)))
+    if grace_minutes is None or grace_minutes < 0:
+        raise ValueError('grace_minutes must be 0 or more')
+    if now is None:
+        now_dt = datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc)
+    else:
+        now_dt = parse_timestamp(now, timezone)
+    close_dt = end_dt + datetime.timedelta(minutes=grace_minutes)
+    if now_dt < start_dt:
+        state = STATE_BEFORE
+    elif now_dt <= end_dt:
+        state = STATE_INSIDE
+    elif now_dt <= close_dt:
+        state = STATE_GRACE
+    else:
+        state = STATE_AFTER
+    return {
+        'state': state,
+        'open': state in (STATE_INSIDE, STATE_GRACE),
+        'now_utc': utc_iso(now_dt),
+        'start_utc': utc_iso(start_dt),
+        'end_utc': utc_iso(end_dt),
+        'close_utc': utc_iso(close_dt),
+        'grace_minutes': grace_minutes,
+        'seconds_until_start': max(0, int(_epoch(start_dt) - _epoch(now_dt))),
+        'seconds_until_close': max(0, int(_epoch(close_dt) - _epoch(now_dt))),
+    }
+
+
+def describe(status):
+    """One sentence for logs and failure messages."""
+    if status['state'] == STATE_BEFORE:
+        return 'the change window opens at %s (now %s, %d s to go)' % (
+            status['start_utc'], status['now_utc'], status['seconds_until_start'])
+    if status['state'] == STATE_AFTER:
+        return 'the change window closed at %s (end %s + %d min grace; now %s)' % (
+            status['close_utc'], status['end_utc'], status['grace_minutes'], status['now_utc'])
+    if status['state'] == STATE_GRACE:
+        return 'inside the grace period after the window end %s (closes %s; now %s)' % (
+            status['end_utc'], status['close_utc'], status['now_utc'])
+    return 'inside the change window %s - %s (now %s)' % (status['start_utc'], status['end_utc'], status['now_utc'])
