@@ -66,6 +66,21 @@ ln -sfn ../../../.. .cache/collections/ansible_collections/itsop/change
 # --- 4. test-host image --------------------------------------------------------------------
 bash scripts/build_testhost_image.sh
 
-# --- 5. fixture packages + APT repository ---------------------------------------------------
+# --- 5. offline pip bootstrap for ansible-test --venv -------------------------------------
+# ansible-test downloads get-pip.py from a host outside the package registries; give it a local
+# stand-in that installs pip from a wheel fetched from PyPI (scripts/ansible-test-get-pip.py).
+PIPV="$(sed -n "s/^ *pip='\([0-9.]*\)',.*/\1/p" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)"
+[[ -n $PIPV ]] || die "cannot find the pip version ansible-test bootstraps"
+GETPIP="$HOME/.ansible/test/cache/get_pip_${PIPV//./_}.py"
+if [[ ! -f $GETPIP ]] || ! grep -q "itsop" "$GETPIP" 2>/dev/null || [[ ! -f .cache/wheels/pip-$PIPV-py3-none-any.whl ]]; then
+  mkdir -p .cache/wheels "$(dirname "$GETPIP")"
+  .venv/bin/python -m pip download -q --no-deps -d .cache/wheels "pip==$PIPV" 2>&1 | grep -v '^WARNING: Location' || true
+  [[ -f .cache/wheels/pip-$PIPV-py3-none-any.whl ]] || die "cannot download pip $PIPV for ansible-test"
+  sed "s#@WHEEL@#$REPO/.cache/wheels/pip-$PIPV-py3-none-any.whl#" scripts/ansible-test-get-pip.py > "$GETPIP"
+  echo "# installed by itsop.change scripts/setup.sh" >> "$GETPIP"
+  log "ansible-test pip bootstrap installed ($GETPIP)"
+fi
+
+# --- 6. fixture packages + APT repository ---------------------------------------------------
 .venv/bin/python tests/fixtures/build_demo_debs.py --out .cache/aptrepo
 log "ready"
