@@ -715,8 +715,9 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
                 algo, want = checksum_entries[0]
                 check.update(algorithm=algo, expected=want, actual=hashed['digests'][algo])
                 if mismatched:
-                    check.update(_check(VERDICT_FAIL, '%s of %s does not match its entry in %s (renamed, swapped '
-                                              'or modified file)' % (mismatched[0][0], name, check['file'])))
+                    reason = ('%s of %s does not match its entry in %s (renamed, swapped or modified file)'
+                              % (mismatched[0][0], name, check['file']))
+                    check.update(_check(VERDICT_FAIL, reason))
                 else:
                     check.update(_check(VERDICT_OK, 'matches entry for %s' % name))
         elif 'checksum_file' not in res['checks']:

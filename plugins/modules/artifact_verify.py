@@ -29,14 +29,18 @@ description:
   - When any artifact fails, the module fails with a message naming every failing artifact and
     why, and still returns the complete evidence.
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it runs the same checks in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+    details: Nothing is ever changed, so there is no diff.
   platform:
+    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
 options:
@@ -252,7 +256,9 @@ artifacts:
       description: Whether every check of this artifact passed or was not requested.
       type: bool
     failures:
-      description: "One string per failing check: the check name, a colon and the reason, for example C(digest: sha256 mismatch)."
+      description:
+        - "One string per failing check: the check name, a colon and the reason,
+          for example C(digest: sha256 mismatch)."
       type: list
       elements: str
     size:
@@ -343,7 +349,7 @@ def main():
             gpg_fingerprints=dict(type='list', elements='str'),
             scan=dict(type='bool', default=True),
         )),
-        gpg_keys=dict(type='list', elements='path', default=[]),
+        gpg_keys=dict(type='list', elements='path', default=[], no_log=False),
         gpg_fingerprints=dict(type='list', elements='str', default=[]),
         gpg_binary=dict(type='str', default='gpg'),
         clamav=dict(type='dict', default={}, options=dict(

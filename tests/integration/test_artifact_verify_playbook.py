@@ -169,8 +169,8 @@ def test_role_releases_verified_artifacts_with_hashed_record(tmp_path, gpg_world
          "checksum_url": f"{base}/SHA256SUMS"},
     ]
     inv = write_inventory(tmp_path)
-    proc, out = run_json(PLAYBOOKS / "stage.yml", stage_vars(tmp_path, artifacts, gpg_world, db), tmp_path,
-                         "-i", str(inv))
+    proc, _out = run_json(PLAYBOOKS / "stage.yml", stage_vars(tmp_path, artifacts, gpg_world, db), tmp_path,
+                          "-i", str(inv))
     assert proc.returncode == 0, proc.stdout[-4000:]
     verified = tmp_path / "store" / "verified" / "CR-2025-042"
     for name, src in ((art.name, art), ("agent.deb", local)):
@@ -247,8 +247,8 @@ def test_role_download_with_wrong_checksum_stops_and_keeps_evidence(tmp_path, gp
     (www / "pkg.tar.gz").write_bytes(b"the real bytes\n")
     artifacts = [{"name": "pkg.tar.gz", "url": f"{base}/pkg.tar.gz", "digest": "sha256:" + "1" * 64}]
     inv = write_inventory(tmp_path)
-    proc, out = run_json(PLAYBOOKS / "stage.yml", stage_vars(tmp_path, artifacts, gpg_world, db), tmp_path,
-                         "-i", str(inv))
+    proc, _out = run_json(PLAYBOOKS / "stage.yml", stage_vars(tmp_path, artifacts, gpg_world, db), tmp_path,
+                          "-i", str(inv))
     assert proc.returncode != 0
     assert not list((tmp_path / "installed").iterdir())
     records = list((tmp_path / "store" / "evidence" / "CR-2025-042").glob("verification-record-failed-*.json"))
