@@ -96,10 +96,30 @@ class AuditLogError(Exception):
 
 # --------------------------------------------------------------------------- canonical form
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(obj):
     """Return the canonical UTF-8 JSON bytes of ``obj`` (sorted keys, compact, no NaN)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+def _canonical_with_hash(rec):
+    """Serialise ``rec`` once: return (canonical bytes without ``hash``, line with ``hash``).
+
+    Top-level members are encoded one by one and joined in sorted key order, which is exactly
+    what :func:`canonical_json` produces; the ``hash`` member is then spliced in at its sorted
+    place instead of encoding the whole record a second time.
+    """
+    encode = _ENCODER.encode
+    members = sorted((key, encode(key) + ":" + encode(value)) for key, value in rec.items())
+    body = "{" + ",".join(m for _, m in members) + "}"
+    body_bytes = body.encode("utf-8")
+    digest = _sha256_hex(RECORD_DOMAIN + body_bytes)
+    members.append(("hash", '"hash":"%s"' % digest))
+    members.sort()
+    line = ("{" + ",".join(m for _, m in members) + "}\n").encode("utf-8")
+    return digest, line
 
 
 def _sha256_hex(data):
@@ -421,6 +441,8 @@ class AuditWriter:
             raise AuditLogError("audit log %s is closed" % self.path)
         if "type" not in record:
             raise AuditLogError("an audit record needs a 'type'")
+        if not all(isinstance(key, str) for key in record):
+            raise AuditLogError("audit record field names must be strings")
         clash = RESERVED_FIELDS.intersection(record)
         if clash:
             raise AuditLogError("record sets writer-owned field(s): %s" % ", ".join(sorted(clash)))
@@ -490,10 +512,9 @@ class AuditWriter:
         if sign and self._key is not None:
             rec["key_id"] = self.key_id
             rec["sig"] = self._key.sign(checkpoint_message(rec)).hex()
-        body = canonical_json(rec)
-        digest = _sha256_hex(RECORD_DOMAIN + body)
+        rec.pop("hash", None)
+        digest, line = _canonical_with_hash(rec)
         rec["hash"] = digest
-        line = canonical_json(rec) + b"\n"
         view = memoryview(line)
         while view:
             try:

@@ -52,6 +52,13 @@ def test_record_hash_is_domain_separated_and_excludes_hash():
     assert ac.genesis_hash("a") != ac.genesis_hash("b")
 
 
+def test_single_pass_serialisation_matches_canonical_json():
+    rec = {"z": [1, {"b": "é", "a": None}], "Ä": 1.5, "a b": True, "\u2028": "x\n\"", "type": "t"}
+    digest, line = ac._canonical_with_hash(rec)
+    assert line == ac.canonical_json(dict(rec, hash=digest)) + b"\n"
+    assert digest == ac.record_hash(rec)
+
+
 def test_written_lines_are_canonical_and_chained(tmp_path):
     path = make_log(tmp_path, 3)
     recs = [json.loads(x) for x in lines(path)]
