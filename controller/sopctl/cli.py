@@ -17,6 +17,7 @@ from . import __version__
 #: command modules (relative to this package), each with ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
     "audit",
+    "commands",
 ]
 
 

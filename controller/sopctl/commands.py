@@ -1,0 +1,283 @@
+"""The change commands of sopctl: validate, submit, run, approve, reject, status, list, rollback,
+roster check, identity keygen.
+
+Exit codes: 0 done (or waiting at a people gate), 1 a stage failed, 2 bad usage / invalid input /
+unknown change, 3 refused by a policy rule (the message names the rule:
+``refused (SoD-1: requester budi cannot approve the plan)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_OK, EXIT_USAGE, SopctlError
+
+
+def _engine(args: argparse.Namespace):
+    from .stages import Engine
+
+    return Engine(json_mode=getattr(args, "json", False))
+
+
+def _guard(func):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except SopctlError as exc:
+            if getattr(args, "json", False):
+                print(json.dumps({"ok": False, "error": str(exc), "exit_code": exc.code,
+                                  "rule": getattr(exc, "rule", None)}))
+            print(f"sopctl {args.command}: {exc}", file=sys.stderr)
+            return exc.code
+    return wrapper
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("validate", help="validate a change request file")
+    p.add_argument("change_request", type=Path, metavar="CR.yml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_validate))
+
+    p = subparsers.add_parser("submit", help="validate and register a change request")
+    p.add_argument("change_request", type=Path, metavar="CR.yml")
+    p.add_argument("--inventory", "-i", type=Path, help="inventory (default: 'inventory' in config.yml)")
+    p.add_argument("--allow-conflict", action="store_true",
+                   help="register even if another open change touches the same hosts in an overlapping window")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_submit))
+
+    p = subparsers.add_parser("run", help="advance a change as far as its gates allow (safe to repeat)")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--until", choices=["1", "2", "3", "4", "5"], help="do not start stages after this one")
+    p.add_argument("--json", action="store_true", help="progress and result as JSON lines")
+    p.set_defaults(func=_guard(cmd_run))
+
+    for name, help_text in (("approve", "approve a gate (signed with your identity)"),
+                            ("reject", "reject a gate (signed with your identity)")):
+        p = subparsers.add_parser(name, help=help_text)
+        p.add_argument("change_id", metavar="CHANGE_ID")
+        p.add_argument("--gate", required=True, choices=["plan", "signoff", "close"])
+        p.add_argument("--comment", required=(name == "reject"), default="",
+                       help="reason / evaluation (required for reject and for security at gate plan)")
+        p.add_argument("--role", help="the role you sign for when you hold several of the gate's roles")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=_guard(cmd_decide), decision="approve" if name == "approve" else "reject")
+
+    p = subparsers.add_parser("status", help="where a change stands: stages, gates, approvals")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_status))
+
+    p = subparsers.add_parser("list", help="list changes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_list))
+
+    p = subparsers.add_parser("rollback", help="run the rollback playbook for a change")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_rollback))
+
+    roster = subparsers.add_parser("roster", help="check the roster (people, roles, keys, quorum)")
+    rsub = roster.add_subparsers(dest="roster_command", metavar="SUBCOMMAND")
+    roster.set_defaults(func=lambda a: (roster.print_help(sys.stderr), EXIT_USAGE)[1])
+    p = rsub.add_parser("check", help="load the roster and freeze calendar and report problems")
+    p.add_argument("--roster", type=Path, help="roster file (default: 'roster' in config.yml)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_roster_check))
+
+    ident = subparsers.add_parser("identity", help="manage your signing identity")
+    isub = ident.add_subparsers(dest="identity_command", metavar="SUBCOMMAND")
+    ident.set_defaults(func=lambda a: (ident.print_help(sys.stderr), EXIT_USAGE)[1])
+    p = isub.add_parser("keygen", help="create an Ed25519 key and identity.yml; prints the public key for the roster")
+    p.add_argument("--id", required=True, dest="person", help="your roster id")
+    p.add_argument("--dir", type=Path, help="directory (default: the directory of SOPCTL_IDENTITY or "
+                                            "~/.config/sopctl)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_guard(cmd_keygen))
+    p = isub.add_parser("show", help="show your identity and whether it matches the roster")
+    p.set_defaults(func=_guard(cmd_identity_show))
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .changes import validate_file
+
+    errors = validate_file(args.change_request)
+    if args.json:
+        _print_json({"ok": not errors, "errors": errors, "path": str(args.change_request)})
+    elif errors:
+        print(f"{args.change_request}: invalid change request (CR-1):", file=sys.stderr)
+        for e in errors:
+            print(f"  - {e}", file=sys.stderr)
+    else:
+        print(f"{args.change_request}: valid")
+    return EXIT_OK if not errors else EXIT_USAGE
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    operator = None
+    try:
+        from .approvals import load_identity
+
+        operator = load_identity().id
+    except SopctlError:
+        operator = None
+    res = eng.submit(args.change_request, args.inventory, operator, args.allow_conflict)
+    if args.json:
+        _print_json(dict(res, ok=True))
+    else:
+        print(f"{res['change_id']}: submitted")
+        for env, hosts in res["targets"].items():
+            print(f"  {env}: {', '.join(hosts) or '-'}")
+        for w in res["warnings"]:
+            print(f"  warning: {w}")
+        print(f"  next: sopctl run {res['change_id']}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    code = eng.run(args.change_id, args.until)
+    if args.json:
+        st = eng.status(args.change_id)
+        print(json.dumps({"event": "result", "ok": True, "exit_code": code, "state": st["state"],
+                          "next": st["next"]}, sort_keys=True))
+    return code
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    res = eng.decide(args.change_id, args.gate, args.decision, args.comment, args.role)
+    if args.json:
+        _print_json(dict(res, ok=True))
+        return EXIT_OK
+    gs = res["gate_state"]
+    verb = "approved" if args.decision == "approve" else "rejected"
+    print(f"{args.change_id}: {res['person']} {verb} gate {args.gate} as {res['role']} (signed)")
+    if gs["status"] == "satisfied":
+        print(f"  gate {args.gate} is satisfied; next: sopctl run {args.change_id}")
+    elif gs["missing"]:
+        print("  still needed: " + ", ".join(f"{r} x{n}" for r, n in gs["missing"].items()))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = _engine(args).status(args.change_id)
+    if args.json:
+        _print_json(st)
+        return EXIT_OK
+    print(f"{st['change_id']}  {st['title']}")
+    print(f"  state {st['state']}; requester {st['requester']}; window {st['window']['start']} .. "
+          f"{st['window']['end']}")
+    for env, hosts in st["targets"].items():
+        print(f"  {env}: {', '.join(hosts) or '-'}")
+    if st["cr_file_changed"]:
+        print(f"  NOTE: {st['cr_path']} changed since it was loaded; the next run voids earlier approvals")
+    for s in st["steps"]:
+        line = f"  {s['step']:16} {s['status']}"
+        if s["step"].startswith("gate") and s["step"] != "gate evidence":
+            if s["approved"]:
+                line += "  approved: " + "; ".join(f"{r}: {', '.join(p)}" for r, p in s["approved"].items())
+            if s["missing"] and s["status"] != "not_open":
+                line += "  missing: " + ", ".join(f"{r} x{n}" for r, n in s["missing"].items())
+            if s["void"]:
+                line += f"  ({s['void']} void)"
+            if s["tampered"]:
+                line += f"  TAMPERED: {', '.join(s['tampered'])}"
+            for r in s["rejected"]:
+                line += f"  rejected by {r['person']}: {r['comment']}"
+        elif s["step"] == "gate evidence" and s["problems"]:
+            line += "  (" + "; ".join(s["problems"]) + ")"
+        elif s.get("last_run"):
+            lr = s["last_run"]
+            line += f"  last run {lr['ident']} by {lr['operator']} ({lr['status']})"
+        print(line)
+    print(f"  next: {st['next'] or '-'}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    rows = [{k: c[k] for k in ("id", "title", "state", "requester", "window_start", "window_end", "updated")}
+            for c in Store().list_changes()]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['id']:16} {r['state']:22} {r['window_start']} .. {r['window_end']}  {r['title']}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _engine(args).rollback(args.change_id)
+
+
+def cmd_roster_check(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .policy import load_freezes, load_roster
+    from .store import sopctl_home
+
+    cfg = load_config(sopctl_home())
+    path = args.roster or cfg.roster
+    if not path:
+        raise SopctlError(f"no roster: pass --roster or set 'roster:' in {cfg.path}")
+    roster = load_roster(path)
+    problems = roster.problems()
+    from .approvals import load_public_pem
+
+    for p in roster.people.values():
+        if p.public_key_pem:
+            try:
+                load_public_pem(p.public_key_pem, p.id)
+            except SopctlError as exc:
+                problems.append(str(exc))
+    freezes = load_freezes(cfg.freeze_calendar) if not args.roster else []
+    if args.json:
+        _print_json({"ok": not problems, "problems": problems, "people": {
+            p.id: list(p.roles) for p in roster.people.values()}, "quorum": roster.quorum,
+            "freezes": [{"name": f.name, "start": f.start.isoformat(), "end": f.end.isoformat()} for f in freezes]})
+    else:
+        print(f"roster {roster.path}: {len(roster.people)} people")
+        for role in ("it_manager", "infrastructure", "security", "users", "qa"):
+            print(f"  {role:15} {', '.join(roster.holders(role)) or '-'}")
+        for gate, q in roster.quorum.items():
+            print(f"  quorum {gate}: " + ", ".join(f"{r} {n}" for r, n in q.items()))
+        for f in freezes:
+            print(f"  freeze {f.name}: {f.start.isoformat()} .. {f.end.isoformat()}")
+        for pr in problems:
+            print(f"  PROBLEM: {pr}")
+        print("  ok" if not problems else f"  {len(problems)} problem(s)")
+    return EXIT_OK if not problems else EXIT_USAGE
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .approvals import identity_path, keygen
+
+    directory = args.dir or identity_path().parent
+    key_file, ident, pub = keygen(args.person, directory, args.force)
+    print(f"private key {key_file} (mode 0600; never share it)")
+    print(f"identity    {ident}" + ("" if ident == identity_path() else f"  (export SOPCTL_IDENTITY={ident})"))
+    print("public key for the roster (people." + args.person + ".public_key):")
+    print(pub, end="")
+    return EXIT_OK
+
+
+def cmd_identity_show(args: argparse.Namespace) -> int:
+    from .approvals import check_identity_matches, key_id, load_identity
+    from .stages import Engine
+
+    ident = load_identity()
+    print(f"identity {ident.id} ({ident.path}), key {key_id(ident.key.public_key())}")
+    eng = Engine()
+    check_identity_matches(ident, eng.roster.person(ident.id).public_key_pem)
+    print(f"matches the roster {eng.roster.path}; roles: {', '.join(eng.roster.person(ident.id).roles)}")
+    return EXIT_OK

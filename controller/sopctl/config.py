@@ -1,0 +1,60 @@
+"""``SOPCTL_HOME/config.yml``: where the roster, freeze calendar, default inventory and webhooks are.
+
+Example::
+
+    roster: /etc/itsop/roster.yml            # people, roles, public keys, quorum per gate
+    freeze_calendar: /etc/itsop/freeze.yml   # optional
+    inventory: /etc/itsop/inventory.yml      # default for 'sopctl submit'
+    audit_signing_key: /etc/itsop/audit.key  # optional Ed25519 key for audit checkpoints
+    webhooks:
+      - url: https://chat.example/hooks/abc  # never logged
+        events: [gate_waiting, stage_failed, incident, change_completed]
+
+Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SopctlError
+
+
+@dataclass
+class Config:
+    path: Path
+    roster: Path | None = None
+    freeze_calendar: Path | None = None
+    inventory: Path | None = None
+    audit_signing_key: Path | None = None
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    playbook_dir: Path | None = None
+
+
+def load_config(home: Path) -> Config:
+    path = home / "config.yml"
+    cfg = Config(path)
+    if not path.exists():
+        return cfg
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SopctlError(f"config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SopctlError(f"config {path}: expected a mapping")
+    unknown = set(data) - {"roster", "freeze_calendar", "inventory", "audit_signing_key", "webhooks"}
+    if unknown:
+        raise SopctlError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("roster", "freeze_calendar", "inventory", "audit_signing_key"):
+        if data.get(key):
+            p = Path(str(data[key])).expanduser()
+            setattr(cfg, key, p if p.is_absolute() else path.parent / p)
+    hooks = data.get("webhooks") or []
+    if not isinstance(hooks, list) or not all(isinstance(h, dict) and h.get("url") for h in hooks):
+        raise SopctlError(f"config {path}: webhooks must be a list of {{url, events}}")
+    cfg.webhooks = hooks
+    return cfg
