@@ -54,6 +54,13 @@ options:
         description: Exact version (Debian version string, or C(version-release) for dnf).
         type: str
         required: true
+      service:
+        description: Service of the package, added to O(services) (as in the change request).
+        type: str
+      services:
+        description: Services of the package, added to O(services).
+        type: list
+        elements: str
   package_files:
     description: Package files already on the host (.deb or .rpm) that the change installs.
     type: list
@@ -282,6 +289,8 @@ def main():
             packages=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
                 version=dict(type='str', required=True),
+                service=dict(type='str'),
+                services=dict(type='list', elements='str'),
             )),
             package_files=dict(type='list', elements='path', default=[]),
             services=dict(type='list', elements='str', default=[]),
@@ -308,6 +317,10 @@ def main():
     changed_names = [c['name'] for c in changes]
 
     service_names = list(p['services'])
+    for pkg in p['packages']:
+        for name in ([pkg['service']] if pkg['service'] else []) + list(pkg['services'] or []):
+            if name not in service_names:
+                service_names.append(name)
     config_files = []
     for name in changed_names:
         for unit in service_units_from_files(planner.files(name)):

@@ -1,0 +1,230 @@
+"""Stage playbooks 1-3 and rollback on fresh systemd test hosts (1 staging + 2 production).
+
+One set of containers for the module; the tests run in order and build on each other:
+outside-window refusal -> broken 1.2.0 stopped on staging -> forced production failure rolled
+back -> 1.0.0 -> 1.1.0 through staging then production -> rollback idempotence.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, TestHost, ansible_playbook, have_podman_image
+
+EXAMPLES = REPO / "docs" / "examples" / "change-requests"
+PLAYBOOKS = REPO / "playbooks"
+STAGES = REPO / "tests" / "integration" / "playbooks" / "stages"
+CONFIG = "/etc/itsop-demo-web/config.ini"
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory):
+    if not have_podman_image():
+        pytest.fail("test-host image missing: run scripts/setup.sh")
+    tmp = tmp_path_factory.mktemp("stages")
+    hosts = {"stg": TestHost(), "prd1": TestHost(), "prd2": TestHost()}
+    try:
+        for host in hosts.values():
+            host.start()
+        hv = {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}
+        inv = {"all": {"children": {
+            "staging": {"hosts": {hosts["stg"].name: hv}},
+            "production": {"hosts": {hosts["prd1"].name: hv, hosts["prd2"].name: hv}},
+        }}}
+        inventory = tmp / "inventory.json"
+        inventory.write_text(json.dumps(inv))
+        ansible_playbook(STAGES / "setup.yml", "-i", str(inventory))
+        yield {"hosts": hosts, "inventory": inventory, "tmp": tmp}
+    finally:
+        for host in hosts.values():
+            host.remove()
+
+
+def change_file(tmp: Path, example: str, *, window_hours: tuple[float, float] = (-1, 2), config: bool = False,
+                change_id: str | None = None) -> Path:
+    data = yaml.safe_load((EXAMPLES / example).read_text())
+    now = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=7)))
+    data["window"] = {"start": (now + datetime.timedelta(hours=window_hours[0])).isoformat(timespec="seconds"),
+                      "end": (now + datetime.timedelta(hours=window_hours[1])).isoformat(timespec="seconds"),
+                      "timezone": "Asia/Jakarta"}
+    data["expected_downtime_minutes"] = 1
+    if change_id:
+        data["id"] = change_id
+    if config:
+        (tmp / "greeting.ini.j2").write_text((STAGES / "greeting.ini.j2").read_text())
+        data["items"]["config_files"] = [{"dest": CONFIG, "template": "greeting.ini.j2", "mode": "0640",
+                                          "service": "itsop-demo-web"}]
+    path = tmp / f"{data['id']}-{example}"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def stage(playbook: str, estate, change: Path, evidence: Path, *extra: str, check: bool = True):
+    return ansible_playbook(PLAYBOOKS / playbook, "-i", str(estate["inventory"]),
+                            "-e", f"itsop_change_file={change}", "-e", f"itsop_evidence_dir={evidence}",
+                            *extra, check=check, timeout=1200)
+
+
+def version(host: TestHost) -> str:
+    return host.exec("dpkg-query", "-W", "-f", "${Version}", "itsop-demo-web").stdout
+
+
+def sha(host: TestHost, path: str) -> str:
+    return host.exec("sha256sum", path).stdout.split()[0]
+
+
+def recap_changed(out: str, name: str) -> int:
+    match = re.search(rf"^{re.escape(name)}\s*:.*?changed=(\d+)", out, re.M)
+    assert match, out[-3000:]
+    return int(match.group(1))
+
+
+def test_stage3_outside_window_is_refused_before_any_host(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-window"
+    change = change_file(tmp, "security-patch-1.1.0.yml", window_hours=(-5, -3), change_id="CHG-2026-9000")
+    proc = stage("stage3_execute.yml", estate, change, evidence, "-e", "stage3_require_staging_pass=false",
+                 check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "outside the approved change window: the change window closed at" in out
+    for host in estate["hosts"].values():
+        assert f"[{host.name}]" not in out, f"{host.name} was contacted"
+        assert version(host) == "1.0.0"
+        assert host.exec("test", "-e", "/var/lib/itsop/changes", check=False).returncode == 1
+        assert host.exec("test", "-e", "/var/lib/itsop-demo-web/maintenance", check=False).returncode == 1
+    # the test-only clock override puts the same run inside the window's grace period
+    future = change_file(tmp, "security-patch-1.1.0.yml", window_hours=(1, 2), change_id="CHG-2026-9000")
+    proc = stage("stage3_execute.yml", estate, future, evidence, "-e", "stage3_require_staging_pass=false",
+                 "--check", check=False)
+    assert "the change window opens at" in proc.stdout + proc.stderr
+
+
+def test_stage1_plan_is_read_only_and_complete(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-plan"
+    change = change_file(tmp, "security-patch-1.1.0.yml", change_id="CHG-2026-9001")
+    stg, prd1, prd2 = estate["hosts"].values()
+    before = {h.name: h.exec("find", "/etc", "/var/lib/itsop-demo-web", "-newer", "/etc/hostname").stdout
+              for h in (stg, prd1, prd2)}
+    proc = stage("stage1_plan.yml", estate, change, evidence)
+    for host in (stg, prd1, prd2):
+        assert recap_changed(proc.stdout, host.name) == 0
+        assert version(host) == "1.0.0"
+    plan = json.loads((evidence / "stage1" / "plan.json").read_text())
+    assert plan["change_id"] == "CHG-2026-9001"
+    assert [b["environment"] for b in plan["batches"]] == ["staging", "production", "production"]
+    assert plan["batches"][0]["hosts"] == [stg.name]
+    by_host = {h["host"]: h for h in plan["hosts"]}
+    entry = by_host[prd1.name]
+    assert entry["current"] == {"itsop-demo-web": "1.0.0"}
+    assert entry["changes"] == [{"name": "itsop-demo-web", "action": "upgrade", "from": "1.0.0", "to": "1.1.0",
+                                 "arch": "all"}]
+    assert [s["name"] for s in entry["services"]] == ["itsop-demo-web"]
+    assert entry["services"][0]["active"] is True
+    assert entry["reboot_required"] is False
+    assert entry["config_files"][0]["path"] == CONFIG
+    assert entry["downtime_seconds"] > 0 and entry["disk"]["/"]["free_bytes"] > 0
+    assert plan["schedule"]["fits_window"] is True
+    md = (evidence / "stage1" / "plan.md").read_text()
+    assert "Rencana Kerja / Work Plan" in md and "upgrade 1.0.0 → 1.1.0" in md
+    assert oct((evidence / "stage1" / "plan.json").stat().st_mode & 0o777) == "0o600"
+    assert oct((evidence / "stage1").stat().st_mode & 0o777) == "0o700"
+
+
+def test_broken_1_2_0_fails_on_staging_and_never_reaches_production(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-broken"
+    change = change_file(tmp, "broken-update-1.2.0.yml", change_id="CHG-2026-9002")
+    stg, prd1, prd2 = estate["hosts"].values()
+    proc = stage("stage2_prepare.yml", estate, change, evidence, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "the staging simulation of CHG-2026-9002 failed" in out
+    verdict = json.loads((evidence / "stage2" / "staging.json").read_text())
+    assert verdict["passed"] is False
+    assert "HTTP 500" in verdict["hosts"][0]["error"]
+    # staging rolled back automatically, production only backed up
+    assert version(stg) == "1.0.0"
+    assert version(prd1) == "1.0.0" and version(prd2) == "1.0.0"
+    assert (evidence / "stage2" / "backup" / prd1.name / "checklist.json").exists()
+    # stage 3 refuses to run without a passed staging simulation, before touching a host
+    proc = stage("stage3_execute.yml", estate, change, evidence, check=False)
+    assert proc.returncode != 0
+    assert "stage 3 does not start without a passed staging simulation" in proc.stdout + proc.stderr
+    assert version(prd1) == "1.0.0" and version(prd2) == "1.0.0"
+
+
+def test_forced_production_failure_rolls_back_and_stops_batches(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-main"
+    change = change_file(tmp, "security-patch-1.1.0.yml", config=True, change_id="CHG-2026-9003")
+    stg, prd1, prd2 = estate["hosts"].values()
+    config_before = sha(prd1, CONFIG)
+    stage("stage2_prepare.yml", estate, change, evidence)
+    assert json.loads((evidence / "stage2" / "staging.json").read_text())["passed"] is True
+    assert version(stg) == "1.1.0" and version(prd1) == "1.0.0"
+    proc = stage("stage3_execute.yml", estate, change, evidence, "-e", json.dumps({"update_fail_hosts": [prd1.name]}),
+                 check=False)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert version(prd1) == "1.0.0"
+    assert sha(prd1, CONFIG) == config_before
+    assert prd1.exec("test", "-e", "/var/lib/itsop-demo-web/maintenance", check=False).returncode == 1
+    assert prd1.exec("python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+                     "'http://127.0.0.1:8080/health').status)").stdout.strip() == "200"
+    assert version(prd2) == "1.0.0", "the next batch must not start"
+    record = json.loads((evidence / "stage3" / f"{prd1.name}.json").read_text())
+    assert record["status"] == "failed_rolled_back"
+    assert record["packages_before"] == {"itsop-demo-web": "1.0.0"}
+    assert record["packages_after"] == {"itsop-demo-web": "1.0.0"}
+    assert record["rollback"]["status"] == "succeeded"
+    assert "forced failure" in record["error"]
+    summary = json.loads((evidence / "stage3" / "summary.json").read_text())
+    assert summary["not_started"] == [prd2.name]
+    assert summary["failed"] == [prd1.name]
+    assert summary["passed"] is False
+    assert not (evidence / "stage3" / f"{prd2.name}.json").exists()
+
+
+def test_security_patch_goes_through_staging_then_production(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-main"
+    change = change_file(tmp, "security-patch-1.1.0.yml", config=True, change_id="CHG-2026-9003")
+    stg, prd1, prd2 = estate["hosts"].values()
+    proc = stage("stage3_execute.yml", estate, change, evidence)
+    out = proc.stdout
+    assert out.index("Tahap 3 | Staging first") < out.index("Tahap 3 | Production in batches")
+    for host in (stg, prd1, prd2):
+        assert version(host) == "1.1.0"
+        assert f"Selamat datang, {host.name}" in host.exec("cat", CONFIG).stdout
+    summary = json.loads((evidence / "stage3" / "summary.json").read_text())
+    assert summary["passed"] is True and summary["not_started"] == []
+    record = json.loads((evidence / "stage3" / f"{prd2.name}.json").read_text())
+    assert record["status"] == "succeeded"
+    assert record["packages_before"] == {"itsop-demo-web": "1.0.0"}
+    assert record["packages_after"] == {"itsop-demo-web": "1.1.0"}
+    assert "+greeting = Selamat datang, " in record["config_diffs"][CONFIG]
+    assert all(c["passed"] for c in record["health"])
+    assert oct((evidence / "stage3" / f"{prd2.name}.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_rollback_playbook_restores_and_is_idempotent(estate):
+    tmp = estate["tmp"]
+    evidence = tmp / "ev-main"
+    change = change_file(tmp, "security-patch-1.1.0.yml", config=True, change_id="CHG-2026-9003")
+    stg, prd1, prd2 = estate["hosts"].values()
+    first = stage("rollback.yml", estate, change, evidence, "--limit", f"localhost,{prd2.name}")
+    assert recap_changed(first.stdout, prd2.name) > 0
+    assert version(prd2) == "1.0.0"
+    assert "Selamat datang di layanan demo" in prd2.exec("cat", CONFIG).stdout
+    second = stage("rollback.yml", estate, change, evidence, "--limit", f"localhost,{prd2.name}")
+    assert recap_changed(second.stdout, prd2.name) == 0
+    record = json.loads((evidence / "rollback" / f"{prd2.name}.json").read_text())
+    assert record["packages_after"] == {"itsop-demo-web": "1.0.0"}
+    assert version(prd1) == "1.1.0", "--limit keeps other hosts untouched"
