@@ -1,0 +1,28 @@
+"""testinfra verifier for the validate scenario: the host and the stage 4 evidence on the controller."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+EVIDENCE = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "evidence"
+
+
+def test_changed_host_is_healthy(host):
+    assert host.package("itsop-demo-web").version == "1.1.0"
+    assert host.service("itsop-demo-web").is_running
+    assert host.socket("tcp://0.0.0.0:8080").is_listening
+
+
+def test_baseline_and_stage4_evidence(host):
+    name = host.backend.get_hostname()
+    baseline = EVIDENCE / "stage2" / "baseline" / f"{name}.json"
+    result = EVIDENCE / "stage4" / f"{name}.json"
+    for path in (baseline, result, EVIDENCE / "stage4" / "junit.xml", EVIDENCE / "stage4" / "security.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((EVIDENCE / "stage4").stat().st_mode) == 0o700
+    data = json.loads(result.read_text())
+    assert data["passed"] is True
+    assert len(data["functional"]) == 6 and all(c["passed"] for c in data["functional"])
+    assert data["security"]["baseline_compared"] is True and data["security"]["blocking"] == []
+    assert json.loads(baseline.read_text())["snapshot"]["uid0_accounts"] == ["root"]
