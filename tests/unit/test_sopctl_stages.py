@@ -272,3 +272,39 @@ def test_killed_run_is_recovered_as_interrupted(world, monkeypatch):
     assert [r["status"] for r in runs] == ["interrupted"]
     assert "stage_interrupted" in audit_types(world)
     assert "1" not in engine().succeeded(CID)
+
+
+def test_gate_waiting_webhook_and_url_never_logged(world, monkeypatch):
+    import http.server
+    import threading
+
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hooks/SECRET-TOKEN-123"
+    cfg = yaml.safe_load((world.home / "config.yml").read_text())
+    cfg["webhooks"] = [{"url": url, "events": ["gate_waiting"]},
+                       {"url": "http://127.0.0.1:9/SECRET-TOKEN-456", "events": ["gate_waiting"]}]
+    (world.home / "config.yml").write_text(yaml.safe_dump(cfg))
+    try:
+        eng = submitted(world, monkeypatch)
+        finish_stage(eng, "1")
+        as_(monkeypatch, world, "eko")
+        assert engine().run(CID, max_stage="1") == 0
+    finally:
+        server.shutdown()
+    assert got and got[0]["event"] == "gate_waiting" and got[0]["change_id"] == CID and got[0]["gate"] == "plan"
+    note = [r for r in world.audit_records(CID) if r["type"] == "notification"][-1]
+    assert [d["ok"] for d in note["deliveries"]] == [True, False]
+    text = (world.home / "changes" / CID / "audit" / "controller.jsonl").read_text()
+    assert "SECRET-TOKEN" not in text
