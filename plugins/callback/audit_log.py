@@ -7,33 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import atexit
-import json
-import os
-import signal
-import time
-
-from ansible import context
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.callback import CallbackBase
-from ansible.release import __version__ as ansible_version
-
-from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (
-    AuditLogError,
-    AuditWriter,
-    Redactor,
-    controller_host,
-    default_operator,
-    ensure_log_dir,
-)
-
 DOCUMENTATION = r"""
 name: audit_log
 type: notification
 short_description: Tamper-evident, hash-chained audit log of every playbook event
 version_added: 0.1.0
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 description:
   - Writes the SOP's C(Log Aktivitas Sistem IT) (IT system activity log) - one append-only JSON
     Lines file per run, created with mode 0600 in a 0700 directory.
@@ -175,6 +155,26 @@ EXAMPLES = r"""
 # ANSIBLE_CALLBACKS_ENABLED=itsop.change.audit_log ITSOP_AUDIT_DIR=/var/log/itsop/audit \
 #   ITSOP_CHANGE_ID=CR-2025-001 ITSOP_STAGE=3 ansible-playbook site.yml
 """
+
+import atexit  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from ansible import context  # noqa: E402
+from ansible.module_utils.common.text.converters import to_text  # noqa: E402
+from ansible.plugins.callback import CallbackBase  # noqa: E402
+from ansible.release import __version__ as ansible_version  # noqa: E402
+
+from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (  # noqa: E402
+    AuditLogError,
+    AuditWriter,
+    Redactor,
+    controller_host,
+    default_operator,
+    ensure_log_dir,
+)
 
 # result keys kept when record_results is false
 _SUMMARY_KEYS = ("msg", "rc", "failed_when_result", "attempts", "retries", "ansible_job_id",

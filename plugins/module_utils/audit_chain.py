@@ -32,6 +32,7 @@ __metaclass__ = type
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -113,12 +114,12 @@ def _canonical_with_hash(rec):
     """
     encode = _ENCODER.encode
     members = sorted((key, encode(key) + ":" + encode(value)) for key, value in rec.items())
-    body = "{" + ",".join(m for _, m in members) + "}"
+    body = "{" + ",".join(member[1] for member in members) + "}"
     body_bytes = body.encode("utf-8")
     digest = _sha256_hex(RECORD_DOMAIN + body_bytes)
     members.append(("hash", '"hash":"%s"' % digest))
     members.sort()
-    line = ("{" + ",".join(m for _, m in members) + "}\n").encode("utf-8")
+    line = ("{" + ",".join(member[1] for member in members) + "}\n").encode("utf-8")
     return digest, line
 
 
@@ -199,7 +200,7 @@ class Redactor:
         if isinstance(value, dict):
             out = {}
             for key, item in value.items():
-                skey = key if type(key) is str else str(key)
+                skey = key if isinstance(key, str) else str(key)
                 action = self.key_action(skey)
                 if action == 0:
                     out[skey] = self.redact(item, _depth + 1)
@@ -211,7 +212,7 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.redact(item, _depth + 1) for item in value]
         if vt is float:
-            if value != value or value in (float("inf"), float("-inf")):
+            if math.isnan(value) or math.isinf(value):
                 return str(value)
             return value
         if isinstance(value, str):
@@ -586,8 +587,8 @@ class VerifyResult:
 
     def summary(self):
         if self.status == STATUS_INTACT:
-            text = "INTACT: %d records, %d checkpoints, head %s" % (self.records, self.checkpoints,
-                                                                  self.head)
+            text = "INTACT: %d records, %d checkpoints, head %s" % (
+                self.records, self.checkpoints, self.head)
         elif self.status == STATUS_UNREADABLE:
             text = "UNREADABLE: %s" % self.reason
         else:
