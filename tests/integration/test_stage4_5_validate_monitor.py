@@ -27,35 +27,30 @@ SECRET = "T0SECRET/B0SECRET/xoxb-not-a-real-token-7f3a"
 ENV = base_env(ANSIBLE_ROLES_PATH=str(PLAYS / "roles"))
 
 
+EXAMPLE = REPO / "docs" / "examples" / "change-requests" / "security-patch-1.1.0.yml"
+
+
 def change_request(version: str, *, auto_rollback: bool = True, duration: int = 20, interval: int = 2) -> dict:
-    return {
-        "api_version": "itsop.change/v1",
-        "id": "CHG-2026-0777",
-        "title": f"Security patch itsop-demo-web {version}",
-        "targets": {"staging": ["staging"], "production": ["production"]},
-        "items": {"packages": [{"name": "itsop-demo-web", "version": version, "service": "itsop-demo-web"}]},
-        "test_plan": {
-            "functional": [
-                {"type": "service", "name": "itsop-demo-web", "state": "running"},
-                {"type": "port", "port": 8080},
-                {"type": "http", "url": "http://127.0.0.1:8080/health", "status": 200, "max_latency_ms": 5000},
-                {"type": "http", "url": "http://127.0.0.1:8080/", "status": 200, "body_contains": version},
-                {"type": "package", "name": "itsop-demo-web", "version": version},
-                {"type": "command", "command": ["systemctl", "is-enabled", "itsop-demo-web"], "rc": 0,
-                 "stdout_contains": "enabled"},
-            ],
-            "testinfra": [str(PLAYS / "test_demo_web.py")],
-            "security": {"declared_ports": [], "declared_setuid": [],
-                         "config_files": ["/etc/itsop-demo-web/config.ini"]},
-        },
-        "monitoring": {
-            "duration_seconds": duration, "interval_seconds": interval,
-            "http_url": "http://127.0.0.1:8080/health", "service": "itsop-demo-web",
-            "thresholds": {"availability_pct": 99, "p95_latency_ms": 5000, "max_restarts": 0,
-                           "max_journal_errors": 5},
-            "auto_rollback": auto_rollback,
-        },
-    }
+    """The example change request (valid against the schema) adapted to ``version`` and a short watch."""
+    change = yaml.safe_load(EXAMPLE.read_text())
+    change["id"] = "CHG-2026-0777"
+    change["title"] = f"Security patch itsop-demo-web {version}"
+    change["items"]["packages"][0]["version"] = version
+    change["test_plan"]["functional"] = [
+        {"type": "service", "name": "itsop-demo-web", "state": "running"},
+        {"type": "port", "port": 8080},
+        {"type": "http", "url": "http://127.0.0.1:8080/health", "status": 200, "max_latency_ms": 5000},
+        {"type": "http", "url": "http://127.0.0.1:8080/", "status": 200, "body_contains": version},
+        {"type": "package", "name": "itsop-demo-web", "version": version},
+        {"type": "command", "command": ["systemctl", "is-enabled", "itsop-demo-web"], "rc": 0,
+         "stdout_contains": "enabled"},
+    ]
+    change["test_plan"]["testinfra"] = [str(PLAYS / "test_demo_web.py")]
+    change["monitoring"].update({"duration_seconds": duration, "interval_seconds": interval,
+                                 "auto_rollback": auto_rollback})
+    change["monitoring"]["thresholds"]["p95_latency_ms"] = 5000
+    change["rollback"]["automatic"] = auto_rollback
+    return change
 
 
 def write_change(tmp: Path, change: dict) -> Path:
@@ -255,4 +250,4 @@ def test_stage_playbooks_refuse_to_run_without_change_request(playbook, tmp_path
     proc = ansible_playbook(REPO / "playbooks" / playbook, "-i", str(inv),
                             "-e", json.dumps({"itsop_evidence_dir": str(tmp_path)}), check=False)
     assert proc.returncode != 0
-    assert "give the change request as itsop_change" in proc.stdout
+    assert "give the change request as the extra var itsop_change" in proc.stdout
