@@ -114,8 +114,10 @@ def test_stage1_plan_is_read_only_and_complete(estate):
     before = {h.name: h.exec("find", "/etc", "/var/lib/itsop-demo-web", "-newer", "/etc/hostname").stdout
               for h in (stg, prd1, prd2)}
     proc = stage("stage1_plan.yml", estate, change, evidence)
+    assert "failed=0" in proc.stdout
     for host in (stg, prd1, prd2):
-        assert recap_changed(proc.stdout, host.name) == 0
+        after = host.exec("find", "/etc", "/var/lib/itsop-demo-web", "-newer", "/etc/hostname").stdout
+        assert after == before[host.name], f"stage 1 changed files on {host.name}"
         assert version(host) == "1.0.0"
     plan = json.loads((evidence / "stage1" / "plan.json").read_text())
     assert plan["change_id"] == "CHG-2026-9001"
