@@ -88,6 +88,7 @@ def test_normal_run_is_complete_and_verifies(basic_log):
     assert ("audit-a", "Skipped task", "skipped") in statuses
     assert ("audit-b", "Loop over items", "item_ok") in statuses
     assert ("audit-a", "Report change", "ok") in statuses
+    assert ("audit-b", "Run in the background", "async_ok") in statuses
     change = next(r for r in results if r["task"]["name"] == "Make a change" and r["host"] == "audit-a")
     assert change["changed"] is True and change["task"]["action"] == "ansible.builtin.copy"
     assert change["diff"][0]["after"] == "line audit-a\n"
