@@ -204,9 +204,8 @@ def _compare_world_writable(col, baseline, after):
     before = set(e['path'] for e in baseline.get('world_writable') or [])
     for entry in after.get('world_writable') or []:
         if entry['path'] not in before:
-            col.add('new-world-writable', 'world_writable', 'high',
-                    'new world-writable %s %s (mode %s)' % (entry.get('type', 'file'), entry['path'],
-                                                           entry.get('mode')), entry['path'], entry)
+            title = 'new world-writable %s %s (mode %s)' % (entry.get('type', 'file'), entry['path'], entry.get('mode'))
+            col.add('new-world-writable', 'world_writable', 'high', title, entry['path'], entry)
 
 
 def _compare_uid0(col, baseline, after):
@@ -265,9 +264,9 @@ def _compare_files(col, baseline, after, config_files):
             col.add('config-file-world-writable', 'config_files', 'high',
                     'config file %s is world-writable (mode %s)' % (path, new.get('mode')), path, new)
         if not old or not old.get('exists'):
-            col.add('config-file-added', 'config_files', 'info',
-                    'config file %s is new (mode %s, %s:%s)' % (path, new.get('mode'), new.get('owner'),
-                                                               new.get('group')), path, new)
+            title = 'config file %s is new (mode %s, %s:%s)' % (
+                path, new.get('mode'), new.get('owner'), new.get('group'))
+            col.add('config-file-added', 'config_files', 'info', title, path, new)
             continue
         for attr in ('mode', 'owner', 'group'):
             if old.get(attr) != new.get(attr):
