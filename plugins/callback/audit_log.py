@@ -225,6 +225,8 @@ class CallbackModule(CallbackBase):
         self._pid = os.getpid()
         self._starts = {}
         self._play = None
+        self._play_info_cache = None
+        self._task_cache = {}
         self._stamp = {}
         self._options_ready = False
         self._prev_handlers = {}
@@ -341,9 +343,7 @@ class CallbackModule(CallbackBase):
                 name = str(signum)
             try:
                 self.writer.append({"type": "interrupted", "signal": name})
-                self.writer.checkpoint(final=True, reason="interrupted")
-                if self.writer.fsync != "never":
-                    os.fsync(self.writer._fd)
+                self.writer.checkpoint(final=True, reason="interrupted")  # fsynced unless fsync=never
             except (AuditLogError, OSError):
                 pass
         previous = self._prev_handlers.get(signum, signal.SIG_DFL)
@@ -357,19 +357,22 @@ class CallbackModule(CallbackBase):
 
     # ------------------------------------------------------------------ helpers
     def _task_info(self, task):
-        info = {"name": to_text(task.get_name()), "uuid": task._uuid, "action": to_text(task.action)}
-        try:
-            path = task.get_path()
-        except Exception:  # noqa: BLE001 - the path is informative only
-            path = None
-        if path:
-            info["path"] = to_text(path)
+        uuid = task._uuid
+        static = self._task_cache.get(uuid)
+        if static is None:
+            try:
+                path = task.get_path()
+            except Exception:  # noqa: BLE001 - the path is informative only
+                path = None
+            static = (to_text(task.action), to_text(path) if path else None)
+            self._task_cache[uuid] = static
+        info = {"name": to_text(task.get_name()), "uuid": uuid, "action": static[0]}
+        if static[1]:
+            info["path"] = static[1]
         return info
 
     def _play_info(self):
-        if self._play is None:
-            return None
-        return {"name": to_text(self._play.get_name()), "uuid": self._play._uuid}
+        return self._play_info_cache
 
     def _result_record(self, result, status, item=False, final=True):
         task = result.task
@@ -421,6 +424,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
+        self._play_info_cache = {"name": to_text(play.get_name()), "uuid": play._uuid}
+        self._task_cache = {}
         try:
             extra = play.get_variable_manager().extra_vars
         except Exception:  # noqa: BLE001 - no variable manager: keep the ids from the command line
