@@ -356,3 +356,27 @@ def test_run_against_a_systemd_container_is_recorded(testhost, tmp_path):
     change = next(r for r in results if r["task"]["name"] == "Make a change")
     assert change["changed"] and change["diff"][0]["after"] == f"line {testhost.name}\n"
     assert testhost.exec("cat", f"/tmp/{testhost.name}.txt").stdout == f"line {testhost.name}\n"
+
+
+# ------------------------------------------------------------------ sopctl usage errors
+
+def test_sopctl_audit_usage_errors_exit_2(tmp_path):
+    assert sopctl("audit", "verify").returncode == 2  # missing PATH
+    assert sopctl("audit").returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = sopctl("audit", "verify", str(empty))
+    assert proc.returncode == 2 and "no audit logs" in proc.stderr
+    proc = sopctl("audit", "verify", str(tmp_path / "missing.jsonl"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    junk_key = tmp_path / "junk.pub"
+    junk_key.write_text("junk")
+    log = tmp_path / "log.jsonl"
+    log.write_text("")
+    proc = sopctl("audit", "verify", str(log), "--public-key", str(junk_key))
+    assert proc.returncode == 2 and "UNREADABLE" in proc.stdout
+    key = tmp_path / "k.pem"
+    assert sopctl("audit", "keygen", str(key)).returncode == 0
+    proc = sopctl("audit", "keygen", str(key))
+    assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
+    assert sopctl("audit", "keygen", str(key), "--force").returncode == 0
