@@ -132,6 +132,52 @@ def run_once(cfg: dict, work: Path, inventory: Path, playbook: Path) -> tuple[fl
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
+# In-process cost of the callback per runner result: real ansible-core Host, Task and
+# CallbackTaskResult objects fed to the callback, minus the same loop without it.
+MICRO = r'''
+import copy, os, sys, time, tempfile
+os.environ["ANSIBLE_CONFIG"] = sys.argv[1]
+from ansible.plugins.loader import init_plugin_loader, callback_loader
+init_plugin_loader([sys.argv[2]])
+from ansible.inventory.host import Host
+from ansible.playbook.task import Task
+from ansible.executor.task_result import CallbackTaskResult
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
+context.CLIARGS = ImmutableDict({})
+d = tempfile.mkdtemp(dir=sys.argv[3])
+cb = callback_loader.get("itsop.change.audit_log")
+cb.set_options(direct={"log_dir": d})
+task = Task.load({"name": "stat 3", "ansible.builtin.stat": {"path": "/etc/hostname"}})
+hosts = [Host(f"bench-{i:03d}") for i in range(100)]
+data = {"changed": False, "stat": {"exists": True, "path": "/etc/hostname", "mode": "0644", "size": 3, "uid": 0,
+                                   "gid": 0,
+        "isreg": True, "checksum": "a" * 40, "mtime": 1.5, "pw_name": "root"},
+        "invocation": {"module_args": {"path": "/etc/hostname", "follow": False, "get_checksum": True}}}
+N = 2000
+t0 = time.perf_counter()
+for i in range(N):
+    h = hosts[i % 100]
+    r = CallbackTaskResult(h, task, copy.deepcopy(data), {})
+    _ = r.result
+t_base = time.perf_counter() - t0
+t0 = time.perf_counter()
+for i in range(N):
+    h = hosts[i % 100]
+    r = CallbackTaskResult(h, task, copy.deepcopy(data), {})
+    cb.v2_runner_on_start(h, task)
+    cb.v2_runner_on_ok(r)
+t_cb = time.perf_counter() - t0
+print((t_cb - t_base) / N)
+'''
+
+
+def callback_cost_per_result(work: Path) -> float:
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", MICRO, str(REPO / "ansible.cfg"), str(COLLECTIONS),
+                           str(work)], capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=30)
@@ -175,6 +221,11 @@ def main() -> int:
         if "ara" in med:
             print(f"ratio ara / default (ARA venv): wall {med['ara'] / med['ara_venv_default']:.3f}, "
                   f"cpu {mcpu['ara'] / mcpu['ara_venv_default']:.3f}")
+        per_result = callback_cost_per_result(work)
+        results_per_run = args.hosts * args.tasks
+        share = per_result * results_per_run / med["default"]
+        print(f"callback cost in-process: {per_result * 1e6:.0f} us per result; x {results_per_run} results = "
+              f"{per_result * results_per_run:.2f} s = {share * 100:.1f} % of the default run's wall time")
         # the logs written must verify (a cheap callback that writes nothing would be pointless)
         from ansible_collections.itsop.change.plugins.module_utils.audit_chain import find_logs, verify_log
 
