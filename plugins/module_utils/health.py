@@ -137,7 +137,7 @@ def sample_events(samples):
             events.append(dict(t=s.get('t'), what='service', detail='service %s' % s.get('service_state')))
         if s.get('restarts') is not None:
             if last_restarts is not None and s['restarts'] > last_restarts:
-                events.append(dict(t=s.get('t'), what='restart', detail='NRestarts %d -> %d' % (
+                events.append(dict(t=s.get('t'), what='restart', detail='NRestarts %s -> %s' % (
                     last_restarts, s['restarts'])))
             last_restarts = s['restarts']
     return events
