@@ -20,7 +20,7 @@ description:
   - Also removes C(.incomplete-*) directories left by killed runs once they are older than
     O(incomplete_age_hours).
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 options:
   dest:
     description:
@@ -47,11 +47,15 @@ options:
     default: 24
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists the snapshot ids removed.
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 seealso:
   - module: itsop.change.backup_snapshot

@@ -23,7 +23,7 @@ description:
     symlinks, mtimes and extended attributes.
   - Files that exist in the target but not in the snapshot are left alone.
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 options:
   snapshot_path:
     description:
@@ -59,12 +59,16 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Checks hashes and members and reports what would be created or modified.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists the entries that would change and why (type, mode, owner, size, content, symlink target).
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
     details: Needs GNU tar and the decompressor of the archive.
 seealso:
@@ -94,11 +98,11 @@ snapshot_id:
 snapshot_dir:
   description: Directory of the snapshot.
   returned: success
-  type: path
+  type: str
 root:
   description: The target root.
   returned: success
-  type: path
+  type: str
 archive_sha256:
   description: SHA-256 of the archive, checked before the restore.
   returned: success

@@ -26,7 +26,7 @@ description:
   - Use M(itsop.change.backup_verify) to prove the snapshot restorable, M(itsop.change.backup_restore) to
     restore it and M(itsop.change.backup_prune) for retention.
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 options:
   paths:
     description:
@@ -113,11 +113,15 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Walks the paths and reports what would be backed up (entries, files, bytes) and the space check.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
     details: Needs GNU or POSIX C(tar) semantics only on restore; zstd, pigz or gzip on the host.
 notes:
@@ -165,16 +169,16 @@ label:
 snapshot_dir:
   description: Directory holding the snapshot's files.
   returned: success and not check mode
-  type: path
+  type: str
   sample: /var/backups/itsop/CHG-2025-001/20250101T120000Z-1a2b3c4d
 record_path:
   description: Path of C(snapshot.json), the record with the hashes of all snapshot files.
   returned: success and not check mode
-  type: path
+  type: str
 archive_path:
   description: Path of the archive.
   returned: success and not check mode
-  type: path
+  type: str
   sample: /var/backups/itsop/CHG-2025-001/20250101T120000Z-1a2b3c4d/archive.tar.zst
 archive_sha256:
   description: SHA-256 of the archive file.
@@ -191,7 +195,7 @@ compression:
 manifest_path:
   description: Path of the JSON Lines manifest.
   returned: success and not check mode
-  type: path
+  type: str
 manifest_sha256:
   description: SHA-256 of the manifest.
   returned: success and not check mode
@@ -199,7 +203,7 @@ manifest_sha256:
 package_state_path:
   description: Path of C(packages.json) (null when O(package_state=false)).
   returned: success and not check mode
-  type: path
+  type: str
 package_state_sha256:
   description: SHA-256 of C(packages.json).
   returned: success and not check mode

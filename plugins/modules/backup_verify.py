@@ -22,7 +22,7 @@ description:
     protect the newest verified snapshot). The verdict is also returned and the module fails when it is not
     V(passed), unless O(fail_on_mismatch=false).
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 options:
   snapshot_path:
     description:
@@ -65,12 +65,16 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The restore test runs in check mode too (it only writes to a temporary directory it removes); the
       verdict record is not written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
     details: Needs GNU tar and the decompressor used for the archive (zstd, gzip or pigz).
 seealso:
@@ -111,7 +115,7 @@ snapshot_id:
 snapshot_dir:
   description: Directory of the snapshot verified.
   returned: always
-  type: path
+  type: str
 archive_sha256:
   description: SHA-256 recorded for the archive.
   returned: always
@@ -184,15 +188,15 @@ duration:
 record_path:
   description: Path of C(verify.json).
   returned: when O(record=true)
-  type: path
+  type: str
 temp_base:
   description: Directory in which the temporary extraction directory was created.
   returned: when the restore test ran
-  type: path
+  type: str
 temp_dir:
   description: The kept extraction directory (only with O(keep_temp=true)).
   returned: always
-  type: path
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
