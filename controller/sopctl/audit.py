@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--expect-head", metavar="HASH",
                         help="a record hash stored elsewhere (e.g. a copied checkpoint head); the log "
                              "must contain it (detects a deleted tail)")
+    verify.add_argument("--roster", metavar="ROSTER",
+                        help="archive only: pinned roster; every approval signer must be in it with the same key")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=cmd_verify)
 
@@ -97,6 +99,10 @@ def _exit_code(results) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from . import archive  # an audit archive (tar): see sopctl/archive.py
+
+    if archive.is_archive(args.path):
+        return archive.print_result(archive.verify_archive(args.path, args.public_key, args.roster), args.json)
     try:
         results, error = _verify_all(args.path, args.public_key, args.expect_head)
     except CollectionNotFound as exc:

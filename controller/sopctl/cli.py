@@ -19,6 +19,7 @@ from . import __version__
 COMMAND_MODULES: list[str] = [
     "audit",
     "commands",
+    "report_cmd",
 ]
 
 

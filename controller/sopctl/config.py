@@ -46,7 +46,8 @@ def load_config(home: Path) -> Config:
         raise SopctlError(f"config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise SopctlError(f"config {path}: expected a mapping")
-    unknown = set(data) - {"roster", "freeze_calendar", "inventory", "audit_signing_key", "webhooks"}
+    unknown = set(data) - {"roster", "freeze_calendar", "inventory", "audit_signing_key", "webhooks",
+                       "retention"}  # retention: read by sopctl.archive
     if unknown:
         raise SopctlError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}")
     for key in ("roster", "freeze_calendar", "inventory", "audit_signing_key"):

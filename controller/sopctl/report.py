@@ -1,0 +1,584 @@
+"""Stage 6 report (*laporan*): what happened to a change, gathered from the real records.
+
+Sources, all of one change: the state store (change, stage runs, signed approvals), the
+controller audit log and the per-run audit logs (``<change>/audit``), and the evidence files the
+stage playbooks wrote (``<change>/evidence/stage<N>/...``, see docs/architecture.md). Nothing is
+invented: a section whose evidence is missing says *tidak tersedia / not available*.
+
+:func:`collect` builds one JSON-serialisable dict (the ``json`` format); :func:`render` turns it
+into Markdown or a self-contained HTML page (Jinja2 templates in ``sopctl/templates``, inline CSS,
+no external URL, ``@media print`` rules) with Indonesian or English labels.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from . import approvals as ap
+from .changelog import chain
+from .changes import target_list
+from .errors import SopctlError
+from .store import utc_now
+
+FORMATS = ("html", "md", "json")
+LANGS = ("id", "en")
+NA = {"id": "tidak tersedia", "en": "not available"}
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+#: GUIDE.md section 7: control -> SOP stage -> evidence the product produces (keys of ``evidence``)
+CONTROLS: list[dict[str, Any]] = [
+    {"control": "ISO 27001:2022 A.5.3 / NIST AU-10", "topic": "segregation of duties; non-repudiation",
+     "stages": "1, 4", "evidence": ["approvals", "stage_runs"]},
+    {"control": "ISO 27001:2022 A.8.32 / NIST CM-3, CM-4", "topic": "change control: impact, authorisation, "
+     "testing, fallback, records", "stages": "1-6", "evidence": ["change_request", "plan", "approvals", "rollback_plan",
+                                                                 "functional_tests"]},
+    {"control": "ISO 27001:2022 A.8.13 / NIST CP-9(1) / CIS 11.5", "topic": "backups made and tested",
+     "stages": "2", "evidence": ["backup"]},
+    {"control": "ISO 27001:2022 A.8.19 / NIST SI-7(15)", "topic": "software integrity verified before install",
+     "stages": "2", "evidence": ["artifacts"]},
+    {"control": "ISO 27001:2022 A.8.31 / NIST CM-4(1)", "topic": "separate test environment (staging run)",
+     "stages": "2", "evidence": ["staging"]},
+    {"control": "ISO 27001:2022 A.8.9", "topic": "configuration documented and monitored", "stages": "3, 4",
+     "evidence": ["execution"]},
+    {"control": "ISO 27001:2022 A.8.29 / NIST SI-2", "topic": "security testing before full use", "stages": "4",
+     "evidence": ["security_tests"]},
+    {"control": "ISO 27001:2022 A.8.15, A.8.16 / NIST AU-9(3)", "topic": "protected logs; monitoring",
+     "stages": "all, 5", "evidence": ["audit_logs", "monitoring"]},
+    {"control": "NIST AU-11 / CIS 8.10", "topic": "retention (a setting, see the archive metadata)",
+     "stages": "6", "evidence": ["archive"]},
+    {"control": "PP 71/2019 Ps 4, 22, 25, 26", "topic": "audit trail; records redisplayable intact; "
+     "traceability", "stages": "all", "evidence": ["audit_logs", "archive"]},
+    {"control": "UU 27/2022 (PDP) Ps 34, 46", "topic": "DPIA flag; incident timestamps", "stages": "1, 5",
+     "evidence": ["change_request", "incidents"]},
+]
+
+#: evidence key -> (SOP step, where it comes from)
+EVIDENCE_SOURCES: dict[str, tuple[str, str]] = {
+    "change_request": ("1.1-1.2", "change_request.json (store)"),
+    "plan": ("1.3", "evidence/stage1/plan.json"),
+    "approvals": ("1.4, 4.3, 6", "approvals (store), signatures checked against the roster"),
+    "rollback_plan": ("1.3", "change request rollback.plan"),
+    "stage_runs": ("2-5", "stage runs (store): who executed which stage"),
+    "backup": ("2.1", "evidence/stage2/backup/<host>/checklist.json"),
+    "artifacts": ("2.2", "evidence/stage2/artifacts/verification.json"),
+    "staging": ("2.3", "evidence/stage2/staging.json"),
+    "execution": ("3", "evidence/stage3/<host>.json, stage3/summary.json"),
+    "functional_tests": ("4.1", "evidence/stage4/<host>.json, stage4/junit.xml"),
+    "security_tests": ("4.2", "evidence/stage4/security.json"),
+    "monitoring": ("5.2", "evidence/stage5/monitoring.json"),
+    "incidents": ("5.3", "evidence/stage5/incidents.json, audit incident records"),
+    "audit_logs": ("all", "audit/*.jsonl (hash-chained)"),
+    "archive": ("6", "sopctl archive (signed manifest)"),
+}
+
+_FAILED_STATUSES = ("failed", "item_failed", "unreachable", "async_failed")
+
+
+def _redactor():
+    return chain().Redactor()
+
+
+def _load_json(path: Path) -> tuple[Any, str | None]:
+    """(document, problem). ``(None, None)`` when the file does not exist."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name}: unreadable ({exc})"
+
+
+def _verdict(doc: Any) -> str | None:
+    """``passed`` / ``failed`` / the document's own verdict, or None when it says nothing."""
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("verdict"), str):
+        return doc["verdict"]
+    if isinstance(doc.get("result"), str) and doc["result"] in ("passed", "failed", "success", "succeeded"):
+        return doc["result"]
+    if isinstance(doc.get("passed"), bool):
+        return "passed" if doc["passed"] else "failed"
+    if isinstance(doc.get("healthy"), bool):
+        return "passed" if doc["healthy"] else "failed"
+    if isinstance(doc.get("status"), str):
+        return doc["status"]
+    return None
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _seconds(a: str | None, b: str | None) -> float | None:
+    x, y = _parse(a), _parse(b)
+    if x is None or y is None:
+        return None
+    return round((y - x).total_seconds(), 2)
+
+
+# ---------------------------------------------------------------------------------------- collect
+def collect(engine: Any, change_id: str) -> dict[str, Any]:
+    """Everything the report shows, as one JSON-serialisable dict (the ``json`` format)."""
+    store = engine.store
+    change = engine.change(change_id)
+    cr = change["cr"]
+    ev_dir = store.evidence_dir(change_id)
+    audit_dir = store.audit_dir(change_id)
+    red = _redactor()
+    ac = chain()
+
+    # --- audit logs: verify every one, read the records
+    logs = []
+    records_by_log: dict[str, list[dict[str, Any]]] = {}
+    for f in ac.find_logs(str(audit_dir)):
+        res = ac.verify_log(f)
+        logs.append({"file": Path(f).name, "status": res.status, "ok": res.ok, "records": res.records,
+                     "signature": res.signature, "summary": res.summary(), "run_id": res.run_id,
+                     "first_time": res.first_time, "last_time": res.last_time})
+        records_by_log[Path(f).name] = list(ac.iter_records(f)) if res.status != ac.STATUS_UNREADABLE else []
+    controller = records_by_log.get("controller.jsonl", [])
+
+    # --- stage runs (store)
+    runs = []
+    for r in store.stage_runs(change_id):
+        runs.append({"stage": r["stage"], "ident": r["ident"], "status": r["status"], "operator": r["operator"],
+                     "host": r["host"], "started": r["started"], "ended": r["ended"],
+                     "duration_seconds": _seconds(r["started"], r["ended"]), "message": r["message"],
+                     "summary": red.redact(r["summary"]) if r["summary"] is not None else None})
+
+    # --- per-host results from the per-run audit logs
+    hosts: dict[str, dict[str, Counter]] = {}
+    failed_tasks = []
+    for name, recs in records_by_log.items():
+        if name == "controller.jsonl":
+            continue
+        for x in recs:
+            if x.get("type") != "result":
+                continue
+            stage = str(x.get("stage") or "?")
+            c = hosts.setdefault(str(x.get("host")), {}).setdefault(stage, Counter())
+            status = x.get("status")
+            c[status if status in ("ok", "skipped") else ("failed" if status in _FAILED_STATUSES else "other")] += 1
+            if x.get("changed"):
+                c["changed"] += 1
+            if status in _FAILED_STATUSES:
+                res = x.get("result") or {}
+                msg = "(no_log)" if x.get("no_log") else _short(res.get("msg") or res.get("stderr") or "", 200)
+                failed_tasks.append({"stage": stage, "host": x.get("host"), "task": (x.get("task") or {}).get("name"),
+                                     "status": status, "ignored": bool(x.get("ignore_errors")), "message": msg,
+                                     "time": x.get("time"), "run_id": x.get("run_id")})
+    host_rows = []
+    for host in sorted(hosts):
+        for stage in sorted(hosts[host]):
+            c = hosts[host][stage]
+            host_rows.append({"host": host, "stage": stage, "ok": c["ok"], "changed": c["changed"],
+                              "failed": c["failed"], "skipped": c["skipped"]})
+
+    # --- approvals (store), signatures checked against the roster, binding against the current CR/plan
+    try:
+        roster = engine.roster
+    except SopctlError:
+        roster = None
+    plan_digest = ap.file_digest(ev_dir / "stage1" / "plan.json")
+    approvals = []
+    for row in store.approvals(change_id):
+        person = roster.people.get(row["person"]) if roster else None
+        pem = person.public_key_pem if person else None
+        sig_ok = ap.verify_decision(row, pem)
+        binding = ap.binding_digest(change_id, row["gate"], change["cr_digest"], plan_digest,
+                                    target_list(change["targets"])) if plan_digest else None
+        approvals.append({"gate": row["gate"], "person": row["person"],
+                          "name": person.name if person else None, "role": row["role"],
+                          "decision": row["decision"], "comment": row["comment"], "time": row["time"],
+                          "key_id": row["key_id"], "signature": row["signature"],
+                          "signature_valid": sig_ok, "in_roster": person is not None,
+                          "bound_to_current": binding is not None and row["binding"] == binding})
+
+    # --- evidence
+    evidence: dict[str, Any] = {}
+    problems_reading: list[str] = []
+
+    def load(rel: str) -> Any:
+        doc, prob = _load_json(ev_dir / rel)
+        if prob:
+            problems_reading.append(f"{rel}: {prob}")
+        return red.redact(doc) if doc is not None else None
+
+    plan = load("stage1/plan.json")
+    evidence["plan"] = None if plan is None else {"file": "stage1/plan.json", "verdict": _verdict(plan),
+                                                  "schedule": plan.get("schedule") if isinstance(plan, dict) else None}
+    backup = []
+    for host in change["targets"].get("production", []):
+        doc = load(f"stage2/backup/{host}/checklist.json")
+        if doc is None:
+            backup.append({"host": host, "available": False})
+            continue
+        items = [{"id": i.get("id"), "label": i.get("en") or i.get("id_label") or i.get("id"),
+                  "label_id": i.get("id_label") or i.get("en") or i.get("id"), "ok": i.get("ok")}
+                 for i in (doc.get("items") or []) if isinstance(i, dict)] if isinstance(doc, dict) else []
+        backup.append({"host": host, "available": True, "verdict": _verdict(doc), "items": items,
+                       "complete": doc.get("complete") if isinstance(doc, dict) else None})
+    evidence["backup"] = backup
+    art = load("stage2/artifacts/verification.json")
+    if art is None:
+        evidence["artifacts"] = None
+    else:
+        inner = art.get("verification") if isinstance(art.get("verification"), dict) else art
+        rows = []
+        for a in inner.get("artifacts") or []:
+            if not isinstance(a, dict):
+                continue
+            checks = a.get("checks") or {}
+            rows.append({"name": a.get("name"), "passed": a.get("passed"),
+                         "sha256": (a.get("digests") or {}).get("sha256"),
+                         "checks": {k: (v.get("verdict") if isinstance(v, dict) else v) for k, v in checks.items()}})
+        evidence["artifacts"] = {"verdict": _verdict(art) or _verdict(inner), "artifacts": rows}
+    staging = load("stage2/staging.json")
+    evidence["staging"] = None if staging is None else {"verdict": _verdict(staging)}
+    execution = []
+    for host in change["targets"].get("production", []):
+        doc = load(f"stage3/{host}.json")
+        if doc is None:
+            execution.append({"host": host, "available": False})
+            continue
+        execution.append({"host": host, "available": True, "verdict": _verdict(doc),
+                          "versions": _short(doc.get("versions"), 200) if doc.get("versions") else None,
+                          "downtime_seconds": doc.get("downtime_seconds")})
+    evidence["execution"] = execution
+    summary3 = load("stage3/summary.json")
+    evidence["execution_summary"] = None if summary3 is None else {"verdict": _verdict(summary3)}
+    functional = []
+    for host in change["targets"].get("production", []):
+        doc = load(f"stage4/{host}.json")
+        if doc is None:
+            continue
+        vr = doc.get("validate_result") if isinstance(doc.get("validate_result"), dict) else doc
+        for chk in vr.get("functional") or []:
+            if isinstance(chk, dict):
+                functional.append({"host": host, "type": chk.get("type"), "name": chk.get("name"),
+                                   "passed": chk.get("passed"), "message": _short(chk.get("message") or "", 160)})
+    evidence["functional_tests"] = functional or None
+    sec = load("stage4/security.json")
+    if sec is None:
+        evidence["security_tests"] = None
+    else:
+        per_host = []
+        for host, res in (sec.get("hosts") or {}).items() if isinstance(sec.get("hosts"), dict) else []:
+            if isinstance(res, dict):
+                per_host.append({"host": host, "passed": res.get("passed"),
+                                 "blocking": len(res.get("blocking") or []),
+                                 "findings": len(res.get("findings") or [])})
+        evidence["security_tests"] = {"verdict": _verdict(sec), "hosts": per_host}
+    mon = load("stage5/monitoring.json")
+    if mon is None:
+        evidence["monitoring"] = None
+    else:
+        mrows = []
+        for host, h in (mon.get("hosts") or {}).items() if isinstance(mon.get("hosts"), dict) else []:
+            s = (h or {}).get("summary") or {}
+            lat = s.get("latency_ms") or {}
+            mrows.append({"host": host, "healthy": (h or {}).get("healthy"), "samples": s.get("samples"),
+                          "availability_pct": s.get("availability_pct"), "p95_latency_ms": lat.get("p95"),
+                          "restarts": s.get("restarts"), "journal_errors": s.get("journal_errors"),
+                          "service_down_samples": s.get("service_down_samples")})
+        evidence["monitoring"] = {"verdict": _verdict(mon), "hosts": mrows}
+    inc = load("stage5/incidents.json")
+    incidents = []
+    if isinstance(inc, dict):
+        for i in inc.get("incidents") or []:
+            if isinstance(i, dict):
+                incidents.append({"id": i.get("id"), "host": i.get("host"), "what": _short(i.get("what") or "", 200),
+                                  "severity": i.get("severity"), "detected_at": i.get("detected_at"),
+                                  "action": _short(i.get("action") or "", 120),
+                                  "rollback": _short(i.get("rollback"), 160) if i.get("rollback") else None})
+    evidence["incidents"] = incidents if inc is not None else None
+    evidence["files"] = sorted(str(p.relative_to(ev_dir)) for p in ev_dir.rglob("*") if p.is_file())
+
+    # --- timeline, refusals, incidents from the controller log
+    timeline = []
+    refusals = []
+    incident_records = []
+    interesting = {"change_submitted", "change_request_changed", "stage_started", "stage_result", "stage_interrupted",
+                   "gate_waiting", "gate_decision", "approval", "rejection", "refusal", "incident", "change_closed",
+                   "change_rolled_back", "stage6_reports", "archive_written"}
+    for rec in controller:
+        t = rec.get("type")
+        if t not in interesting:
+            continue
+        who = (rec.get("operator") or {}).get("declared") or rec.get("person") or ""
+        if t in ("stage_started", "stage_result", "stage_interrupted"):
+            detail = f"stage {rec.get('stage')}" + (f": {rec.get('status')}" if rec.get("status") else "") + \
+                     (f" ({rec.get('duration')} s)" if rec.get("duration") is not None else "")
+        elif t in ("gate_waiting", "gate_decision"):
+            detail = f"gate {rec.get('gate')}" + (f": {rec.get('decision')}" if rec.get("decision") else "") + \
+                     (f"; missing {_short(rec.get('missing'), 80)}" if rec.get("missing") else "")
+        elif t in ("approval", "rejection"):
+            detail = f"gate {rec.get('gate')}: {rec.get('person')} as {rec.get('role')}"
+        elif t == "refusal":
+            detail = f"{rec.get('rule')}: {_short(rec.get('reason') or rec.get('message') or '', 160)}"
+            refusals.append({"time": rec.get("time"), "rule": rec.get("rule"), "action": rec.get("action"),
+                             "operator": who, "reason": _short(rec.get("reason") or rec.get("message") or "", 240)})
+        elif t == "incident":
+            detail = f"stage {rec.get('stage')}: {rec.get('count')} incident(s)"
+            incident_records.append({"time": rec.get("time"), "stage": rec.get("stage"), "count": rec.get("count")})
+        else:
+            detail = _short({k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}, 160) \
+                if any(k in rec for k in ("what", "title", "effect", "note")) else ""
+        timeline.append({"time": rec.get("time"), "event": t, "who": who, "detail": detail})
+
+    # --- evaluation
+    window_minutes = _seconds(change["window_start"], change["window_end"])
+    window_minutes = round(window_minutes / 60, 1) if window_minutes is not None else None
+    succeeded = [r for r in runs if r["status"] == "succeeded"]
+    first = min((r["started"] for r in runs), default=None)
+    last = max((r["ended"] for r in runs if r["ended"]), default=None)
+    stage3 = [r for r in runs if r["stage"] == "3" and r["status"] != "superseded"]
+    stage3_seconds = sum(r["duration_seconds"] or 0 for r in stage3) if stage3 else None
+    host_downtime = [e["downtime_seconds"] for e in execution if e.get("downtime_seconds") is not None]
+    plan_minutes = None
+    if isinstance(plan, dict):
+        sched = plan.get("schedule") or {}
+        est = sched.get("total_seconds") if isinstance(sched, dict) else None
+        plan_minutes = round(est / 60, 1) if isinstance(est, (int, float)) else None
+    problems = []
+    for r in runs:
+        if r["status"] in ("failed", "interrupted"):
+            problems.append({"kind": f"stage_{r['status']}", "time": r["ended"] or r["started"],
+                             "text": f"stage {r['stage']} run {r['ident']} {r['status']}"
+                                     + (f": {_short(r['message'], 200)}" if r["message"] else "")})
+    for f in failed_tasks:
+        problems.append({"kind": "failed_task" + ("_ignored" if f["ignored"] else ""), "time": f["time"],
+                         "text": f"stage {f['stage']} {f['host']}: {f['task']} ({f['status']}) {f['message']}"})
+    for r in refusals:
+        problems.append({"kind": "refusal", "time": r["time"], "text": f"{r['rule']}: {r['reason']}"})
+    for a in approvals:
+        if a["decision"] == "reject":
+            problems.append({"kind": "rejection", "time": a["time"],
+                             "text": f"gate {a['gate']} rejected by {a['person']}: {a['comment']}"})
+        if not a["signature_valid"]:
+            problems.append({"kind": "tampered_approval", "time": a["time"],
+                             "text": f"approval of {a['person']} at gate {a['gate']} fails signature verification"})
+    for i in incidents:
+        problems.append({"kind": "incident", "time": i["detected_at"], "text": f"{i['id']} {i['host']}: {i['what']}"})
+    for lg in logs:
+        if not lg["ok"]:
+            problems.append({"kind": "audit_log", "time": lg["last_time"], "text": f"{lg['file']}: {lg['summary']}"})
+    problems.sort(key=lambda p: p["time"] or "")
+    followups = []
+    for i in incidents:
+        followups.append(f"Post-incident review of {i['id']} ({i['host']})")
+    if any(p["kind"] == "failed_task" for p in problems):
+        followups.append("Find the cause of the failed task(s) listed above and fix the playbook or host")
+    if any(p["kind"] == "stage_interrupted" for p in problems):
+        followups.append("Check why the interrupted stage run(s) stopped (operator, host, signal)")
+    if any(not lg["ok"] for lg in logs):
+        followups.append("Investigate the audit log(s) that do not verify")
+    if any(lg["signature"] == "unsigned" for lg in logs):
+        followups.append("Configure audit_signing_key so audit checkpoints are signed (today only hash-chained)")
+    missing = [k for k in ("plan", "artifacts", "staging", "security_tests", "monitoring", "incidents")
+               if evidence.get(k) is None]
+    if missing or any(not b["available"] for b in backup) or any(not e["available"] for e in execution) \
+            or evidence.get("functional_tests") is None:
+        followups.append("Evidence missing for: " + ", ".join(
+            missing + [f"backup {b['host']}" for b in backup if not b["available"]]
+            + [f"stage 3 {e['host']}" for e in execution if not e["available"]]
+            + (["functional_tests"] if evidence.get("functional_tests") is None else [])))
+    evaluation = {
+        "planned_downtime_minutes": cr.get("expected_downtime_minutes"),
+        "planned_downtime_from_plan_minutes": plan_minutes,
+        "actual_downtime_minutes": round(sum(host_downtime) / 60, 2) if host_downtime else None,
+        "actual_downtime_basis": "stage3/<host>.json downtime_seconds" if host_downtime else None,
+        "stage3_duration_minutes": round(stage3_seconds / 60, 2) if stage3_seconds is not None else None,
+        "window_minutes": window_minutes,
+        "actual_duration_minutes": round(_seconds(first, last) / 60, 2) if first and last else None,
+        "stage_runs": len(runs), "stage_runs_succeeded": len(succeeded),
+        "problems": problems, "followups": followups,
+    }
+
+    # --- compliance mapping
+    def present(key: str) -> bool:
+        if key == "change_request":
+            return True
+        if key == "rollback_plan":
+            return bool((cr.get("rollback") or {}).get("plan"))
+        if key == "approvals":
+            return bool(approvals)
+        if key == "stage_runs":
+            return bool(runs)
+        if key == "backup":
+            return bool(backup) and all(b["available"] for b in backup)
+        if key == "execution":
+            return bool(execution) and all(e["available"] for e in execution)
+        if key == "audit_logs":
+            return bool(logs)
+        if key == "archive":
+            return False  # filled in by the archive (it contains this report)
+        return evidence.get(key) is not None
+    compliance = []
+    for c in CONTROLS:
+        items = [{"evidence": k, "sop_step": EVIDENCE_SOURCES[k][0], "source": EVIDENCE_SOURCES[k][1],
+                  "available": present(k)} for k in c["evidence"]]
+        compliance.append(dict(c, items=items))
+
+    return {
+        "report_version": 1, "generated_at": utc_now(), "generator": f"sopctl {__version__}",
+        "controller": socket.gethostname(),
+        "change": {"id": change_id, "title": change["title"], "type": cr.get("type"), "risk": cr.get("risk"),
+                   "requester": change["requester"], "description": cr.get("description"),
+                   "reason": cr.get("reason"), "state": change["state"], "created": change["created"],
+                   "updated": change["updated"], "window": {"start": change["window_start"],
+                                                            "end": change["window_end"]},
+                   "targets": change["targets"], "cr_digest": change["cr_digest"],
+                   "dpia_required": cr.get("dpia_required"), "rollback_plan": (cr.get("rollback") or {}).get("plan"),
+                   "packages": (cr.get("items") or {}).get("packages") or [],
+                   "expected_downtime_minutes": cr.get("expected_downtime_minutes")},
+        "stage_runs": runs, "timeline": timeline, "hosts": host_rows, "failed_tasks": failed_tasks,
+        "approvals": approvals, "refusals": refusals, "incident_records": incident_records,
+        "evidence": evidence, "evidence_problems": problems_reading, "audit_logs": logs,
+        "evaluation": evaluation, "compliance": compliance,
+    }
+
+
+# ---------------------------------------------------------------------------------------- render
+LABELS: dict[str, dict[str, str]] = {
+    "title": {"id": "Laporan Perubahan Sistem", "en": "System Change Report"},
+    "summary": {"id": "Ringkasan", "en": "Summary"},
+    "timeline": {"id": "Kronologi tahap dan gerbang", "en": "Timeline of stages and gates"},
+    "stage_runs": {"id": "Eksekusi tahap", "en": "Stage runs"},
+    "hosts": {"id": "Hasil per host", "en": "Per-host results"},
+    "approvals": {"id": "Persetujuan dan tanda tangan", "en": "Approvals and signatures"},
+    "backup": {"id": "Daftar periksa backup", "en": "Backup checklist"},
+    "artifacts": {"id": "Verifikasi artefak", "en": "Artifact verification"},
+    "staging": {"id": "Simulasi staging", "en": "Staging simulation"},
+    "execution": {"id": "Pelaksanaan", "en": "Execution"},
+    "functional": {"id": "Uji fungsional", "en": "Functional tests"},
+    "security": {"id": "Uji keamanan", "en": "Security tests"},
+    "monitoring": {"id": "Statistik monitoring", "en": "Monitoring statistics"},
+    "incidents": {"id": "Insiden", "en": "Incidents"},
+    "evaluation": {"id": "Evaluasi", "en": "Evaluation"},
+    "problems": {"id": "Masalah yang ditemui", "en": "Problems met"},
+    "followups": {"id": "Tindak lanjut", "en": "Follow-ups"},
+    "compliance": {"id": "Kepatuhan: bukti terhadap kontrol", "en": "Compliance: evidence against controls"},
+    "audit_logs": {"id": "Log audit", "en": "Audit logs"},
+    "change_id": {"id": "ID perubahan", "en": "Change id"},
+    "type": {"id": "Jenis", "en": "Type"}, "risk": {"id": "Risiko", "en": "Risk"},
+    "requester": {"id": "Pemohon", "en": "Requester"}, "state": {"id": "Status", "en": "State"},
+    "window": {"id": "Jendela waktu", "en": "Window"}, "targets": {"id": "Target", "en": "Targets"},
+    "description": {"id": "Deskripsi", "en": "Description"},
+    "rollback_plan": {"id": "Rencana rollback", "en": "Rollback plan"},
+    "dpia": {"id": "DPIA diperlukan", "en": "DPIA required"},
+    "generated": {"id": "Dibuat", "en": "Generated"},
+    "time": {"id": "Waktu", "en": "Time"}, "event": {"id": "Kejadian", "en": "Event"},
+    "who": {"id": "Oleh", "en": "By"}, "detail": {"id": "Rincian", "en": "Detail"},
+    "stage": {"id": "Tahap", "en": "Stage"}, "status": {"id": "Status", "en": "Status"},
+    "operator": {"id": "Operator", "en": "Operator"}, "started": {"id": "Mulai", "en": "Started"},
+    "ended": {"id": "Selesai", "en": "Ended"}, "duration": {"id": "Durasi (s)", "en": "Duration (s)"},
+    "host": {"id": "Host", "en": "Host"}, "gate": {"id": "Gerbang", "en": "Gate"},
+    "person": {"id": "Orang", "en": "Person"}, "role": {"id": "Peran", "en": "Role"},
+    "decision": {"id": "Keputusan", "en": "Decision"}, "comment": {"id": "Komentar", "en": "Comment"},
+    "signature": {"id": "Tanda tangan", "en": "Signature"}, "valid": {"id": "sah", "en": "valid"},
+    "invalid": {"id": "TIDAK SAH", "en": "INVALID"}, "bound": {"id": "Terikat ke versi akhir", "en": "Bound to final"},
+    "void": {"id": "batal (versi lama)", "en": "void (earlier version)"},
+    "yes": {"id": "ya", "en": "yes"}, "no": {"id": "tidak", "en": "no"},
+    "verdict": {"id": "Hasil", "en": "Verdict"}, "item": {"id": "Butir", "en": "Item"},
+    "name": {"id": "Nama", "en": "Name"}, "passed": {"id": "Lulus", "en": "Passed"},
+    "message": {"id": "Pesan", "en": "Message"}, "check": {"id": "Pemeriksaan", "en": "Check"},
+    "availability": {"id": "Ketersediaan %", "en": "Availability %"}, "p95": {"id": "p95 (ms)", "en": "p95 (ms)"},
+    "restarts": {"id": "Restart", "en": "Restarts"}, "journal_errors": {"id": "Error journal", "en": "Journal errors"},
+    "samples": {"id": "Sampel", "en": "Samples"}, "healthy": {"id": "Sehat", "en": "Healthy"},
+    "severity": {"id": "Tingkat", "en": "Severity"}, "detected": {"id": "Terdeteksi", "en": "Detected"},
+    "action": {"id": "Tindakan", "en": "Action"},
+    "planned": {"id": "Rencana", "en": "Planned"}, "actual": {"id": "Aktual", "en": "Actual"},
+    "downtime": {"id": "Downtime (menit)", "en": "Downtime (minutes)"},
+    "downtime_plan": {"id": "Downtime menurut rencana tahap 1 (menit)",
+                      "en": "Downtime from the stage 1 plan (minutes)"},
+    "stage3_duration": {"id": "Durasi tahap 3 (menit; batas atas downtime)",
+                        "en": "Stage 3 duration (minutes; upper bound of downtime)"},
+    "duration_total": {"id": "Durasi (menit): jendela vs. aktual", "en": "Duration (minutes): window vs. actual"},
+    "runs": {"id": "Eksekusi tahap (berhasil / total)", "en": "Stage runs (succeeded / total)"},
+    "none": {"id": "tidak ada", "en": "none"}, "kind": {"id": "Jenis", "en": "Kind"},
+    "control": {"id": "Kontrol", "en": "Control"}, "requirement": {"id": "Persyaratan", "en": "Requirement"},
+    "sop_step": {"id": "Langkah SOP", "en": "SOP step"}, "evidence": {"id": "Bukti", "en": "Evidence"},
+    "source": {"id": "Sumber", "en": "Source"}, "available": {"id": "Tersedia", "en": "Available"},
+    "file": {"id": "Berkas", "en": "File"}, "records": {"id": "Rekaman", "en": "Records"},
+    "refusals": {"id": "Penolakan oleh aturan", "en": "Refusals by rule"}, "rule": {"id": "Aturan", "en": "Rule"},
+    "failed_tasks": {"id": "Tugas gagal", "en": "Failed tasks"}, "task": {"id": "Tugas", "en": "Task"},
+    "ok": {"id": "ok", "en": "ok"}, "changed": {"id": "berubah", "en": "changed"},
+    "failed": {"id": "gagal", "en": "failed"}, "skipped": {"id": "dilewati", "en": "skipped"},
+    "evidence_files": {"id": "Berkas bukti", "en": "Evidence files"},
+    "footer": {"id": "Dibuat dari catatan nyata (penyimpanan status, log audit, berkas bukti). "
+                     "Bagian tanpa bukti ditandai 'tidak tersedia'.",
+               "en": "Built from the real records (state store, audit logs, evidence files). "
+                     "Sections without evidence say 'not available'."},
+}
+
+
+def labels(lang: str) -> dict[str, str]:
+    if lang not in LANGS:
+        raise SopctlError(f"unknown language {lang} (one of {', '.join(LANGS)})")
+    out = {k: v[lang] for k, v in LABELS.items()}
+    out["na"] = NA[lang]
+    return out
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                                                 default_for_string=False, default=False),
+                             undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+    def md(value: Any) -> str:  # one Markdown table cell
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    env.filters["md"] = md
+    env.filters["short"] = _short
+    return env
+
+
+def render(data: dict[str, Any], fmt: str, lang: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    if fmt not in FORMATS:
+        raise SopctlError(f"unknown format {fmt} (one of {', '.join(FORMATS)})")
+    template = _environment().get_template(f"report.{fmt}.j2")
+    return template.render(d=data, L=labels(lang), lang=lang)
+
+
+def report_files(engine: Any, change_id: str, out_dir: Path, data: dict[str, Any] | None = None) -> list[Path]:
+    """Write the report in every format and language into ``out_dir`` (0600 files); return the paths."""
+    from .store import atomic_write
+
+    data = data or collect(engine, change_id)
+    paths = []
+    path = out_dir / "report.json"
+    atomic_write(path, render(data, "json", "en"))
+    paths.append(path)
+    for lang in LANGS:
+        for fmt in ("html", "md"):
+            path = out_dir / f"report.{lang}.{fmt}"
+            atomic_write(path, render(data, fmt, lang))
+            paths.append(path)
+    return paths

@@ -1,0 +1,116 @@
+"""``sopctl report`` and ``sopctl archive`` (Tahap 6), and the stage-6 close hook.
+
+``sopctl report CHANGE_ID --format html|md|json --lang id|en [--output FILE]`` prints (or writes)
+the report. ``sopctl archive CHANGE_ID [--output DIR]`` writes the signed audit archive.
+Verify an archive with ``sopctl audit verify ARCHIVE --public-key controller.pub [--roster R]``.
+
+Importing this module registers :func:`close_hook` in :data:`sopctl.stages.CLOSE_HOOKS`: when the
+IT manager's closing approval is in, the reports (``<change>/reports/``) and the archive
+(``<change>/archive/``) are written before the change is marked closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_OK, SopctlError
+
+
+def _guard(func):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except SopctlError as exc:
+            print(f"sopctl {args.command}: {exc}", file=sys.stderr)
+            return exc.code
+    return wrapper
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="the change report (laporan): html, md or json, Indonesian or English")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--format", choices=["html", "md", "json"], default="md")
+    p.add_argument("--lang", choices=["id", "en"], default="id")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE (0600) instead of stdout")
+    p.set_defaults(func=_guard(cmd_report))
+
+    p = subparsers.add_parser("archive", help="write the signed audit archive of a change (tar.gz + MANIFEST)")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--output", "-o", type=Path, metavar="DIR",
+                   help="directory for the archive (default: SOPCTL_HOME/changes/<ID>/archive)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_archive))
+
+
+def _engine():
+    from .stages import Engine
+
+    return Engine()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report as rp
+    from .store import atomic_write
+
+    eng = _engine()
+    text = rp.render(rp.collect(eng, args.change_id), args.format, args.lang)
+    if args.output:
+        atomic_write(args.output, text)
+        print(f"{args.change_id}: report written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from .archive import build_archive
+
+    eng = _engine()
+    eng.change(args.change_id)
+    res = build_archive(eng, args.change_id, args.output)
+    eng.log(args.change_id).record("archive_written", path=res["path"], sha256=res["sha256"],
+                                   manifest_sha256=res["manifest_sha256"], files=res["files"],
+                                   key_id=res["key_id"], retention=res["retention"], keep_until=res["keep_until"])
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        print(f"{args.change_id}: archive {res['path']}")
+        print(f"  sha256 {res['sha256']}; {res['files']} files in the signed manifest (key {res['key_id']})")
+        print(f"  retention {res['retention']} (keep until {res['keep_until']})")
+        print(f"  verify: sopctl audit verify {res['path']} --public-key {res['public_key']}")
+    return EXIT_OK
+
+
+def close_hook(engine: Any, change: dict[str, Any]) -> None:
+    """Stage 6: write the reports and the archive before the change is marked closed."""
+    from . import report as rp
+    from .archive import build_archive
+
+    cid = change["id"]
+    data = rp.collect(engine, cid)
+    data["change"]["state"] = "closed"
+    out = engine.store.change_dir(cid) / "reports"
+    paths = rp.report_files(engine, cid, out, data)
+    engine.log(cid).record("stage6_reports", files=[p.name for p in paths],
+                           sha256={p.name: __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in paths})
+    res = build_archive(engine, cid, reports={p.name: p.read_bytes() for p in paths})
+    engine.log(cid).record("archive_written", path=res["path"], sha256=res["sha256"],
+                           manifest_sha256=res["manifest_sha256"], files=res["files"], key_id=res["key_id"],
+                           retention=res["retention"], keep_until=res["keep_until"])
+    engine.say(f"{cid}: report {out} and archive {res['path']} written (verify with: sopctl audit verify "
+               f"{res['path']} --public-key {res['public_key']})")
+
+
+def _register_hook() -> None:
+    from . import stages
+
+    if not any(getattr(h, "__name__", "") == "close_hook" and getattr(h, "__module__", "") == __name__
+               for h in stages.CLOSE_HOOKS):
+        stages.CLOSE_HOOKS.append(close_hook)
+
+
+_register_hook()
