@@ -410,8 +410,7 @@ def _resolve(ref):
 def _builtin_errors(value, schema, path):
     """Yield (path list, message) for value against schema."""
     if '$ref' in schema:
-        for err in _builtin_errors(value, _resolve(schema['$ref']), path):
-            yield err
+        yield from _builtin_errors(value, _resolve(schema['$ref']), path)
     if 'const' in schema and value != schema['const']:
         yield path, 'must be %s' % _short(schema['const'])
         return
@@ -445,8 +444,7 @@ def _builtin_errors(value, schema, path):
                 seen.append(item)
         if 'items' in schema:
             for index, item in enumerate(value):
-                for err in _builtin_errors(item, schema['items'], _join(path, index)):
-                    yield err
+                yield from _builtin_errors(item, schema['items'], _join(path, index))
     if isinstance(value, dict):
         for name in schema.get('required', []):
             if name not in value:
@@ -456,21 +454,17 @@ def _builtin_errors(value, schema, path):
         props = schema.get('properties', {})
         for name in sorted(value, key=str):
             if name in props:
-                for err in _builtin_errors(value[name], props[name], _join(path, name)):
-                    yield err
+                yield from _builtin_errors(value[name], props[name], _join(path, name))
             elif schema.get('additionalProperties') is False:
                 yield _join(path, name), 'unknown field'
     for sub in schema.get('allOf', []):
-        for err in _builtin_errors(value, sub, path):
-            yield err
+        yield from _builtin_errors(value, sub, path)
     if 'if' in schema:
         if not list(_builtin_errors(value, schema['if'], path)):
             if 'then' in schema:
-                for err in _builtin_errors(value, schema['then'], path):
-                    yield err
+                yield from _builtin_errors(value, schema['then'], path)
         elif 'else' in schema:
-            for err in _builtin_errors(value, schema['else'], path):
-                yield err
+            yield from _builtin_errors(value, schema['else'], path)
     if 'oneOf' in schema:
         matches = [sub for sub in schema['oneOf'] if not list(_builtin_errors(value, sub, path))]
         if len(matches) != 1:
@@ -509,8 +503,8 @@ def _flatten_jsonschema_error(error):
     if kind == 'type':
         return [(path, 'must be of type %s, found %s' % (error.validator_value, _type_name(error.instance)))]
     if kind == 'enum':
-        return [(path, '%s is not one of %s' % (_short(error.instance),
-                                                  ', '.join(_short(v) for v in error.validator_value)))]
+        allowed = ', '.join(_short(v) for v in error.validator_value)
+        return [(path, '%s is not one of %s' % (_short(error.instance), allowed))]
     if kind == 'const':
         return [(path, 'must be %s' % _short(error.validator_value))]
     if kind == 'pattern':

@@ -21,14 +21,17 @@ description:
   - The module only reads; it never fails because the window is closed. Use O(fail_when_closed)
     to make it fail.
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
 options:

@@ -28,14 +28,17 @@ description:
   - Fails before anything else when the host has neither apt nor dnf, and when a requested
     version is not available, naming the package and version.
 author:
-  - itsop.change engineers
+  - itsop.change engineers (@itsop)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it does the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Debian family (apt, tested) and RHEL family (dnf, untested).
@@ -219,8 +222,8 @@ class AptPlanner(Planner):
         return out.splitlines() if rc == 0 else []
 
     def config_files(self, name):
-        rc, out, _err = self.module.run_command(['dpkg-query', '-W', '-f', '${Conffiles}\n', name],
-                                                 environ_update=APT_ENV)
+        rc, out, _err = self.module.run_command(
+            ['dpkg-query', '-W', '-f', '${Conffiles}\n', name], environ_update=APT_ENV)
         result = []
         if rc != 0:
             return result
