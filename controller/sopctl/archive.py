@@ -256,12 +256,6 @@ def build_archive(engine: Any, change_id: str, out_dir: Path | None = None,
             "retention": text, "keep_until": keep_until}
 
 
-def refuse_delete(path: Path) -> None:
-    """The only deletion policy sopctl has: it refuses, before the archive's keep-until date and after."""
-    raise SopctlError(f"sopctl never deletes audit archives ({path}); retention is a setting recorded in "
-                      "archive.json (retention.keep_until) for the organisation's own records process")
-
-
 # ------------------------------------------------------------------------------ verify
 @dataclass
 class ArchiveResult:
