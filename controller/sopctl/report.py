@@ -341,6 +341,10 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         elif t == "incident":
             detail = f"stage {rec.get('stage')}: {rec.get('count')} incident(s)"
             incident_records.append({"time": rec.get("time"), "stage": rec.get("stage"), "count": rec.get("count")})
+        elif t == "archive_written":
+            detail = f"{Path(str(rec.get('path'))).name}: {rec.get('files')} files, retention {rec.get('retention')}"
+        elif t == "stage6_reports":
+            detail = ", ".join(map(str, rec.get("files") or []))
         else:
             detail = _short({k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}, 160) \
                 if any(k in rec for k in ("what", "title", "effect", "note")) else ""
