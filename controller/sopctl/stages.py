@@ -80,12 +80,26 @@ CLOSE_HOOKS: list[Callable[[Engine, dict[str, Any]], None]] = []
 
 
 def passed(doc: Any) -> bool:
-    """An evidence document says *passed*: ``passed: true`` or ``verdict: passed`` and nothing failing."""
+    """An evidence document says *passed*, in the form its producer writes.
+
+    ``passed: true`` or ``verdict: passed`` (stage documents), ``result: passed`` (the artifact
+    verification record of role artifact_verify), ``complete: true`` (the backup checklist of role
+    backup, ``itsop-backup-checklist/1``); any of them saying otherwise fails.
+    """
     if not isinstance(doc, dict):
         return False
-    if doc.get("passed") is False or doc.get("verdict") not in (None, "passed"):
+    verdicts = {
+        "passed": doc.get("passed"),
+        "verdict": doc.get("verdict"),
+        "result": doc.get("result"),
+        "complete": doc.get("complete"),
+    }
+    if verdicts["passed"] is False or verdicts["complete"] is False:
         return False
-    return doc.get("passed") is True or doc.get("verdict") == "passed"
+    if verdicts["verdict"] not in (None, "passed") or verdicts["result"] not in (None, "passed"):
+        return False
+    return (verdicts["passed"] is True or verdicts["complete"] is True
+            or "passed" in (verdicts["verdict"], verdicts["result"]))
 
 
 @dataclass

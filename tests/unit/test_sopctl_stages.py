@@ -308,3 +308,25 @@ def test_gate_waiting_webhook_and_url_never_logged(world, monkeypatch):
     assert [d["ok"] for d in note["deliveries"]] == [True, False]
     text = (world.home / "changes" / CID / "audit" / "controller.jsonl").read_text()
     assert "SECRET-TOKEN" not in text
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"passed": True}, True),
+        ({"verdict": "passed"}, True),
+        ({"format": "itsop-backup-checklist/1", "complete": True, "items": []}, True),
+        ({"kind": "itsop.change.artifact_verification", "result": "passed"}, True),
+        ({"passed": False}, False),
+        ({"complete": False}, False),
+        ({"result": "failed"}, False),
+        ({"verdict": "failed", "passed": True}, False),
+        ({"complete": True, "passed": False}, False),
+        ({}, False),
+        (["passed"], False),
+    ],
+)
+def test_evidence_passed_reads_each_producers_form(doc, expected):
+    from sopctl.stages import passed
+
+    assert passed(doc) is expected
