@@ -1,0 +1,73 @@
+"""Unit tests of sopctl.report: labels, the compliance map, and a report of a change that has no
+evidence yet (a real submitted change: every section must say 'not available', nothing invented)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sopctl import report as rp
+from sopctl.errors import SopctlError
+from tests.fixtures.sopctl.world import World
+
+
+def test_labels_complete_in_both_languages():
+    for key, value in rp.LABELS.items():
+        assert set(value) == {"id", "en"} and all(value.values()), key
+    assert rp.labels("id")["na"] == "tidak tersedia" and rp.labels("en")["na"] == "not available"
+    with pytest.raises(SopctlError):
+        rp.labels("fr")
+
+
+def test_compliance_map_covers_the_issue_controls():
+    text = " ".join(c["control"] for c in rp.CONTROLS)
+    for control in ("A.8.32", "A.8.13", "A.8.19", "A.5.3", "CM-3", "CM-4", "SI-7", "CP-9", "AU-9", "PP 71/2019"):
+        assert control in text, control
+    for c in rp.CONTROLS:
+        assert c["evidence"] and all(k in rp.EVIDENCE_SOURCES for k in c["evidence"])
+
+
+@pytest.mark.parametrize("doc, verdict", [
+    ({"verdict": "passed", "passed": True}, "passed"), ({"passed": False}, "failed"),
+    ({"result": "success"}, "success"),
+    ({"healthy": True}, "passed"), ({"status": "failed_rolled_back"}, "failed_rolled_back"), ({}, None), ([], None)])
+def test_verdict(doc, verdict):
+    assert rp._verdict(doc) == verdict
+
+
+def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9701")))
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
+    from sopctl.stages import Engine
+
+    data = rp.collect(Engine(), "CHG-2026-9701")
+    json.dumps(data)
+    assert data["stage_runs"] == [] and data["approvals"] == [] and data["hosts"] == []
+    ev = data["evidence"]
+    assert ev["plan"] is None and ev["artifacts"] is None and ev["monitoring"] is None
+    assert [b["available"] for b in ev["backup"]] == [False, False]
+    assert data["evaluation"]["planned_downtime_minutes"] == 5
+    assert data["evaluation"]["actual_downtime_minutes"] is None
+    for lang, na in (("id", "tidak tersedia"), ("en", "not available")):
+        html = rp.render(data, "html", lang)
+        md = rp.render(data, "md", lang)
+        assert html.count('data-missing="1"') >= 8
+        assert md.count(f"_{na}_") >= 8
+        assert not re.search(r"https?://", html)
+    with pytest.raises(SopctlError):
+        rp.render(data, "pdf", "en")
+
+
+def test_html_escapes_text_from_the_change(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9702", title="<script>alert(1)</script> patch")))
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
+    from sopctl.stages import Engine
+
+    html = rp.render(rp.collect(Engine(), "CHG-2026-9702"), "html", "en")
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
