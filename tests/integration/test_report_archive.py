@@ -42,6 +42,11 @@ def drive_change(tmp: Path, cid: str = CID) -> World:
                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                             "sopctl_test_marker": str(tmp / "marker"), "vault_db_password": VAULT_SECRET}}}
     world = World(tmp, inventory=inv)
+    from sopctl.changelog import chain
+
+    chain().write_keypair(str(tmp / "audit.key"), str(tmp / "audit.pub"))  # checkpoints signed
+    cfg = yaml.safe_load((world.home / "config.yml").read_text())
+    (world.home / "config.yml").write_text(yaml.safe_dump(dict(cfg, audit_signing_key=str(tmp / "audit.key"))))
     ok(world.sopctl("budi", "submit", str(world.cr(cid)), env=SECRET_ENV))
     ok(world.sopctl("eko", "run", cid, env=SECRET_ENV))
     assert world.sopctl("budi", "approve", cid, "--gate", "plan").returncode == 3  # SoD-1, recorded
@@ -120,6 +125,11 @@ def test_close_hook_wrote_reports_and_a_verifiable_archive(world):
     assert archive.stat().st_mode & 0o222 == 0  # written read-only, never overwritten
     proc, res = verify(world, archive, "--roster", str(world.tmp / "roster.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert all(a["signature"] == "not_checked" for a in res["checks"]["audit_logs"])
+    proc, res = verify(world, archive, "--roster", str(world.tmp / "roster.yml"),
+                       "--public-key", str(world.tmp / "audit.pub"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert all(a["signature"] == "verified" for a in res["checks"]["audit_logs"]), res["checks"]["audit_logs"]
     assert res["ok"] and res["checks"]["manifest"]["hash_mismatches"] == 0
     assert res["checks"]["approvals"] == {"total": 7, "signatures_verified": 7, "bound_to_archived_cr_and_plan": 7,
                                           "roster_pinned": True}
