@@ -64,6 +64,8 @@ def have_podman_image(image: str = TESTHOST_IMAGE) -> bool:
 class TestHost:
     """A real Debian 12 container running systemd as PID 1, reached with containers.podman.podman."""
 
+    __test__ = False  # a helper, not a pytest test class
+
     def __init__(self, name: str | None = None, *, image: str = TESTHOST_IMAGE,
                  volumes: list[str] | None = None) -> None:
         self.name = name or f"itsop-t-{uuid.uuid4().hex[:8]}"
