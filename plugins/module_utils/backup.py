@@ -14,11 +14,13 @@ Layout of one snapshot (all files 0600, directories 0700)::
 
 A snapshot is built in ``DEST/LABEL/.incomplete-SNAPSHOT_ID`` and renamed into place only after
 every file is complete and synced, so a killed or failed run never leaves anything that looks
-like a valid snapshot.  The archive is a POSIX (ustar/pax) tar stream written by this module in
-one pass: every file is read once, hashed and streamed into the compressor, so the manifest
-describes exactly the bytes in the archive.  Entries appear in the archive and in the manifest in
-the same order (depth first, names sorted bytewise), which lets verify and restore compare them
-as two streams without holding either in memory.
+like a valid snapshot.  The archive is a POSIX (ustar/pax) tar stream.  With GNU tar on the host,
+one walk writes the list of names, GNU tar archives exactly that list (``--no-recursion``) and this
+module reads tar's output, hashes each member's data as it passes and hands the same bytes to the
+compressor, so the manifest describes exactly the bytes in the archive.  Without GNU tar a pure
+Python writer produces the same stream and manifest.  Entries appear in the archive and in the
+manifest in the same order (depth first, names sorted bytewise), which lets verify and restore
+compare them as two streams without holding either in memory.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -52,6 +54,7 @@ MANIFEST_NAME = 'manifest.jsonl'
 PACKAGES_NAME = 'packages.json'
 VERIFY_NAME = 'verify.json'
 INCOMPLETE_PREFIX = '.incomplete-'
+LIST_NAME = '.names'
 ARCHIVE_NAMES = {'zstd': 'archive.tar.zst', 'gzip': 'archive.tar.gz', 'none': 'archive.tar'}
 DEFAULT_LEVEL = {'zstd': 3, 'gzip': 6, 'none': 0}
 CHUNK = 1024 * 1024
@@ -277,8 +280,7 @@ def walk(roots, excluder, one_file_system=False, onerror=None):
             raise
         yield root, st
         if stat.S_ISDIR(st.st_mode):
-            for item in _walk_dir(root, st.st_dev, excluder, one_file_system, onerror):
-                yield item
+            yield from _walk_dir(root, st.st_dev, excluder, one_file_system, onerror)
 
 
 def _walk_dir(top, dev, excluder, one_file_system, onerror):
@@ -299,8 +301,7 @@ def _walk_dir(top, dev, excluder, one_file_system, onerror):
             raise BackupError('cannot stat %s: %s' % (path, exc.strerror or exc), path=path) from None
         yield path, st
         if stat.S_ISDIR(st.st_mode) and not (one_file_system and st.st_dev != dev):
-            for item in _walk_dir(path, dev, excluder, one_file_system, onerror):
-                yield item
+            yield from _walk_dir(path, dev, excluder, one_file_system, onerror)
 
 
 def entry_type(mode):
@@ -648,19 +649,11 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
                 result['reused'] = True
                 return False, result
 
-    counts = scan_size(roots, excluder, one_file_system)
-    needed = estimate_archive_bytes(counts)
-    margin = int(needed * space_margin_percent / 100.0) + space_margin_mb * 1024 * 1024
-    probe = dest
-    while not os.path.isdir(probe):
-        probe = os.path.dirname(probe)
-    available = free_bytes(probe)
-    space = {'estimated_bytes': needed, 'margin_bytes': margin, 'available_bytes': available,
-             'filesystem_probe': probe}
-    if space_check and available < needed + margin:
-        raise BackupError(
-            'not enough free space in %s for the snapshot: %d bytes available, need %d (estimate) + %d '
-            '(margin)' % (probe, available, needed, margin), space=space, would_backup=counts)
+    tool = gnu_tar()
+    space = None
+    if check_mode or not tool:
+        counts = scan_size(roots, excluder, one_file_system)
+        space = _space_check(counts, dest, space_check, space_margin_percent, space_margin_mb)
     if check_mode:
         return True, {'snapshot_id': None, 'label': label, 'paths': roots, 'missing_paths': missing,
                       'would_backup': counts, 'space': space, 'compression': kind,
@@ -674,10 +667,18 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
     work = os.path.join(label_dir, INCOMPLETE_PREFIX + snapshot_id)
     final = os.path.join(label_dir, snapshot_id)
     os.mkdir(work, 0o700)
+    warnings = []
     try:
         with _TermGuard():
+            names = None
+            if tool:
+                # one walk: the name list GNU tar archives, and the counts for the space check
+                list_path = os.path.join(work, LIST_NAME)
+                counts, multi = _write_list(list_path, roots, excluder, one_file_system, warnings)
+                space = _space_check(counts, dest, space_check, space_margin_percent, space_margin_mb)
+                names = (tool, list_path, multi)
             record = _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs,
-                            do_fsync, label, snapshot_id, created, started, wanted, missing)
+                            do_fsync, label, snapshot_id, created, started, wanted, missing, names, warnings)
             os.rename(work, final)
             if do_fsync:
                 fsync_dir(label_dir)
@@ -690,20 +691,37 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
     return True, result
 
 
+def _space_check(counts, dest, space_check, margin_percent, margin_mb):
+    """Free-space figures for ``counts``; raise BackupError when the snapshot would not fit."""
+    needed = estimate_archive_bytes(counts)
+    margin = int(needed * margin_percent / 100.0) + margin_mb * 1024 * 1024
+    probe = dest
+    while not os.path.isdir(probe):
+        probe = os.path.dirname(probe)
+    available = free_bytes(probe)
+    space = {'estimated_bytes': needed, 'margin_bytes': margin, 'available_bytes': available,
+             'filesystem_probe': probe}
+    if space_check and available < needed + margin:
+        raise BackupError(
+            'not enough free space in %s for the snapshot: %d bytes available, need %d (estimate) + %d '
+            '(margin)' % (probe, available, needed, margin), space=space, would_backup=counts)
+    return space
+
+
 def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs, do_fsync,
-           label, snapshot_id, created, started, wanted, missing):
+           label, snapshot_id, created, started, wanted, missing, names, warnings):
     old_umask = os.umask(0o077)
     try:
         archive_name = ARCHIVE_NAMES[kind]
         archive_path = os.path.join(work, archive_name)
         manifest_path = os.path.join(work, MANIFEST_NAME)
-        warnings = []
         archive_fd = os.open(archive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             cmd = compressor_cmd(kind, level)
             if cmd:
                 proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=archive_fd,
                                         stderr=subprocess.PIPE)
+                _set_pipe_size(proc.stdin.fileno())
                 writer = _PipeWriter(proc.stdin.fileno(), proc)
             else:
                 proc = None
@@ -716,14 +734,18 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                 reader.start()
             try:
                 with open(manifest_path, 'wb', buffering=CHUNK) as manifest:
-                    totals, manifest_sha, manifest_size = _stream(
-                        writer, manifest, roots, excluder, one_file_system, xattrs, warnings,
-                        {'format': FORMAT_MANIFEST, 'snapshot_id': snapshot_id, 'label': label,
-                         'created': iso(created), 'paths': roots, 'host': socket.gethostname()})
+                    header = {'format': FORMAT_MANIFEST, 'snapshot_id': snapshot_id, 'label': label,
+                              'created': iso(created), 'paths': roots, 'host': socket.gethostname()}
+                    if names:
+                        totals, manifest_sha, manifest_size = _stream_gnu(writer, manifest, names, xattrs,
+                                                                          warnings, header)
+                    else:
+                        totals, manifest_sha, manifest_size = _stream(
+                            writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header)
+                        writer.write(b'\0' * (BLOCK * 2))
                     manifest.flush()
                     if do_fsync:
                         os.fsync(manifest.fileno())
-                writer.write(b'\0' * (BLOCK * 2))
                 writer.flush()
             except _CompressorGone as gone:
                 if not proc:
@@ -752,6 +774,8 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                 os.fsync(archive_fd)
         finally:
             os.close(archive_fd)
+        if names:
+            os.unlink(names[1])
         archive_sha = sha256_file(archive_path)
         archive_size = os.path.getsize(archive_path)
 
@@ -799,11 +823,9 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
         os.umask(old_umask)
 
 
-def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header):
-    """Write the tar stream and the manifest in one pass; return (totals, sha256, size)."""
+def _manifest_emitter(manifest):
     digest = hashlib.sha256()
     size = [0]
-
     encode = json.JSONEncoder(separators=(',', ':'), check_circular=False).encode
 
     def emit(obj):
@@ -812,6 +834,22 @@ def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings
         manifest.write(line)
         size[0] += len(line)
 
+    return emit, digest, size
+
+
+def _stream_gnu(writer, manifest, names, xattrs, warnings, header):
+    """GNU tar writes the archive from the name list; return (totals, manifest sha256, manifest size)."""
+    tool, list_path, multi = names
+    emit, digest, size = _manifest_emitter(manifest)
+    emit(header)
+    totals = _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings)
+    emit({'end': True, 'totals': totals})
+    return totals, digest.hexdigest(), size[0]
+
+
+def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header):
+    """Fallback without GNU tar: write the tar stream and the manifest in one pass in Python."""
+    emit, digest, size = _manifest_emitter(manifest)
     emit(header)
     names = _Names()
     links = {}
@@ -932,6 +970,359 @@ def _stream_file(writer, path, st, member, mtime, uname, gname, xat, buf, view, 
     return digest.hexdigest()
 
 
+# --------------------------------------------------------------------------- GNU tar writer
+
+_TAR_GNU = []
+_ZERO_BLOCK = bytes(BLOCK)
+_TYPE_OF_FLAG = {b'0': 'file', b'\0': 'file', b'7': 'file', b'1': 'hardlink', b'2': 'symlink',
+                 b'3': 'chardev', b'4': 'blockdev', b'5': 'dir', b'6': 'fifo'}
+_BENIGN_TAR = ('file changed as we read it', 'No such file or directory', 'file removed before we read it', 'shrank',
+               'socket ignored')
+
+
+def gnu_tar():
+    """Path of GNU tar, or None when the host's tar is not GNU tar."""
+    if not _TAR_GNU:
+        tool = which('tar')
+        found = None
+        if tool:
+            try:
+                out = subprocess.run([tool, '--version'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     check=False).stdout
+            except OSError:
+                out = b''
+            if b'GNU tar' in out:
+                found = tool
+        _TAR_GNU.append(found)
+    return _TAR_GNU[0]
+
+
+def tar_create_cmd(tool, list_path, xattrs=True):
+    """GNU tar writing a POSIX archive of exactly the names in ``list_path`` (NUL separated, relative to /)."""
+    cmd = [tool, '-c', '-f', '-', '-C', '/', '--format=posix',
+           '--pax-option=delete=atime,delete=ctime,delete=mtime', '--no-recursion', '--null',
+           '--no-unquote', '--verbatim-files-from']
+    if xattrs and _tar_has_xattrs():
+        cmd += ['--xattrs', '--xattrs-include=*']
+    return [*cmd, '-T', list_path]
+
+
+def _octal(field):
+    try:
+        return int(field.rstrip(b'\0 ') or b'0', 8)
+    except ValueError:
+        pass
+    if field[:1] and field[0] & 0x80:  # base-256 (GNU extension)
+        value = 0
+        for byte in bytearray(field[1:]):
+            value = (value << 8) | byte
+        return value
+    field = field.split(b'\0', 1)[0].strip()
+    return int(field, 8) if field else 0
+
+
+def _cstr(field):
+    return field.split(b'\0', 1)[0]
+
+
+def _pax_records(data):
+    records = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b' ', pos)
+        length = int(data[pos:space])
+        if length <= 0:
+            raise BackupError('malformed pax header written by tar')
+        key, _sep, value = data[space + 1:pos + length - 1].partition(b'=')
+        records[key.decode('utf-8', 'surrogateescape')] = value
+        pos += length
+    return records
+
+
+class _TarTee(object):
+    """Parse a tar stream chunk by chunk as it passes to the compressor; emit one manifest entry per member.
+
+    The SHA-256 of every regular member is computed over the member bytes in the stream, so the
+    manifest describes exactly what is archived.  Memory is bounded: only the current header, a pax
+    header and the hashes of files that have more than one link are kept.
+    """
+
+    def __init__(self, emit, multi_linked):
+        self.emit = emit
+        self.multi = multi_linked
+        self.linked = {}
+        self.pending = bytearray()  # partial header / pax data
+        self.need = BLOCK  # bytes wanted into ``pending`` (header or pax/long-name data)
+        self.state = 'header'
+        self.skip = 0  # padding still to skip
+        self.remaining = 0  # member data still to hash
+        self.digest = None
+        self.entry = None
+        self.pax = {}
+        self.long_name = None
+        self.long_link = None
+        self.zero_blocks = 0
+        self.ended = False
+        self._pad = 0
+        self.names = {}
+        self.totals = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'hardlinks': 0, 'special': 0,
+                       'bytes': 0}
+
+    def feed(self, view):
+        pos = 0
+        size = len(view)
+        while pos < size:
+            if self.skip:
+                step = min(self.skip, size - pos)
+                self.skip -= step
+                pos += step
+                continue
+            if self.remaining:
+                step = min(self.remaining, size - pos)
+                self.digest.update(view[pos:pos + step])
+                self.remaining -= step
+                pos += step
+                if not self.remaining:
+                    self._finish_file()
+                continue
+            if self.ended:
+                return  # zero records after the end marker
+            want = self.need - len(self.pending)
+            take = min(want, size - pos)
+            if take == want and not self.pending:
+                block = bytes(view[pos:pos + want])
+                pos += want
+            else:
+                self.pending += view[pos:pos + take]
+                pos += take
+                if len(self.pending) < self.need:
+                    continue
+                block = bytes(self.pending)
+                self.pending = bytearray()
+            if self.state == 'header':
+                self._header(block)
+            else:
+                self._extension(block)
+
+    def _extension(self, data):
+        kind, length = self.state
+        data = data[:length]
+        if kind == 'x':
+            self.pax.update(_pax_records(data))
+        elif kind == 'L':
+            self.long_name = _cstr(data)
+        elif kind == 'K':
+            self.long_link = _cstr(data)
+        self.state = 'header'
+        self.need = BLOCK
+
+    def _header(self, block):
+        if not block[0] and block == _ZERO_BLOCK:
+            self.zero_blocks += 1
+            if self.zero_blocks == 2:
+                self.ended = True
+            return
+        if self.zero_blocks:
+            raise BackupError('tar wrote a lone zero block inside the archive')
+        (name, mode, uid, gid, size, mtime, _chk, flag, linkname, magic, uname, gname, devmajor,
+         devminor, prefix, _pad) = _USTAR.unpack(block)
+        size = _octal(size)
+        if flag in (b'x', b'L', b'K', b'g'):
+            self.state = (flag.decode(), size)
+            self.need = size + ((-size) % BLOCK)
+            if flag == b'g':
+                self.state = ('g', size)  # global headers are ignored
+            if size == 0:
+                self.state = 'header'
+                self.need = BLOCK
+            return
+        pax = self.pax
+        self.pax = {}
+        if self.long_name is not None:
+            path = self.long_name
+        elif 'path' in pax:
+            path = pax['path']
+        else:
+            path = _cstr(name)
+            if magic[:5] == b'ustar' and prefix[:1] != b'\0':
+                path = _cstr(prefix) + b'/' + path
+        if self.long_link is not None:
+            link = self.long_link
+        else:
+            link = pax.get('linkpath', _cstr(linkname))
+        self.long_name = self.long_link = None
+        if 'size' in pax:
+            size = int(pax['size'])
+        kind = _TYPE_OF_FLAG.get(flag)
+        if kind is None:
+            raise BackupError('tar wrote a member of unexpected type %r for %s' % (flag, path))
+        uid = int(pax['uid']) if 'uid' in pax else _octal(uid)
+        gid = int(pax['gid']) if 'gid' in pax else _octal(gid)
+        mtime = int(float(pax['mtime'])) if 'mtime' in pax else _octal(mtime)
+        owner = self._text(pax['uname'] if 'uname' in pax else _cstr(uname))
+        group = self._text(pax['gname'] if 'gname' in pax else _cstr(gname))
+        text = path.decode('utf-8', 'surrogateescape').rstrip('/')
+        entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind,
+                 'mode': '%04o' % (_octal(mode) & 0o7777), 'uid': uid, 'gid': gid,
+                 'owner': owner, 'group': group, 'mtime': mtime}
+        xattr_names = sorted(k[13:] for k in pax if k.startswith('SCHILY.xattr.'))
+        if xattr_names:
+            entry['xattrs'] = xattr_names
+        totals = self.totals
+        totals['entries'] += 1
+        if kind == 'file':
+            entry['size'] = size
+            totals['files'] += 1
+            totals['bytes'] += size
+            self.entry = entry
+            self.digest = hashlib.sha256()
+            self.skip = 0
+            if size:
+                self.remaining = size
+                self._pad = (-size) % BLOCK
+            else:
+                self._pad = 0
+                self._finish_file()
+            return
+        if size and kind != 'hardlink':
+            raise BackupError('tar wrote data for the %s member %s' % (kind, entry['path']))
+        if kind == 'hardlink':
+            target = '/' + link.decode('utf-8', 'surrogateescape')
+            entry['link'] = target
+            known = self.linked.get(target)
+            if known is None:  # linked after the walk: hash the first name on disk
+                try:
+                    known = (sha256_file(target), os.lstat(target).st_size)
+                except OSError as exc:
+                    raise BackupError('cannot read %s: %s' % (target, exc.strerror or exc), path=target) from None
+            entry['sha256'] = known[0]
+            entry['size'] = known[1]
+            totals['hardlinks'] += 1
+        elif kind == 'dir':
+            totals['dirs'] += 1
+        elif kind == 'symlink':
+            entry['target'] = link.decode('utf-8', 'surrogateescape')
+            totals['symlinks'] += 1
+        else:
+            totals['special'] += 1
+            if kind != 'fifo':
+                entry['rdev'] = [_octal(devmajor), _octal(devminor)]
+        self.emit(entry)
+
+    def _text(self, raw):
+        text = self.names.get(raw)
+        if text is None:
+            text = self.names[raw] = raw.decode('utf-8', 'surrogateescape')
+        return text
+
+    def _finish_file(self):
+        entry = self.entry
+        entry['sha256'] = self.digest.hexdigest()
+        if entry['path'] in self.multi:
+            self.linked[entry['path']] = (entry['sha256'], entry['size'])
+        self.emit(entry)
+        self.entry = self.digest = None
+        self.skip = self._pad
+
+
+def _set_pipe_size(fd, size=CHUNK):
+    try:
+        import fcntl
+        fcntl.fcntl(fd, getattr(fcntl, 'F_SETPIPE_SZ', 1031), size)
+    except (ImportError, OSError, ValueError):
+        pass  # best effort: a larger pipe only saves context switches
+
+
+def _tar_messages(stderr):
+    """Split tar's diagnostics into (errors, warnings), names given back their leading '/'."""
+    errors, warnings = [], []
+    for raw in stderr.decode('utf-8', 'replace').splitlines():
+        line = raw.strip()
+        prog, sep, text = line.partition(': ')
+        if not sep or os.path.basename(prog) != 'tar' or text.startswith('Exiting with failure status'):
+            continue
+        head, sep, rest = text.partition(': ')
+        if sep and not head.startswith('/') and os.path.lexists('/' + head):
+            text = '/%s: %s' % (head, rest)
+        (warnings if any(b in text for b in _BENIGN_TAR) else errors).append(text)
+    return errors, warnings
+
+
+def _write_list(list_path, roots, excluder, one_file_system, warnings):
+    """Walk once: write the NUL separated name list for tar and return (counts, multi-linked files)."""
+    counts = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'special': 0, 'bytes': 0}
+    multi = set()
+    try:
+        handle = open(list_path, 'wb', buffering=CHUNK)
+    except OSError as exc:
+        raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
+    try:
+        for path, st in walk(roots, excluder, one_file_system):
+            kind = entry_type(st.st_mode)
+            if kind in ('socket', 'unknown'):
+                warnings.append('skipped %s %s (tar cannot archive it)' % (kind, path))
+                continue
+            try:
+                handle.write((os.fsencode(path.lstrip('/')) or b'.') + b'\0')
+            except OSError as exc:
+                raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
+            counts['entries'] += 1
+            if kind == 'file':
+                counts['files'] += 1
+                counts['bytes'] += st.st_size
+                if st.st_nlink > 1:
+                    multi.add(path)
+            elif kind == 'dir':
+                counts['dirs'] += 1
+            elif kind == 'symlink':
+                counts['symlinks'] += 1
+            else:
+                counts['special'] += 1
+        handle.flush()
+    except OSError as exc:
+        raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
+    finally:
+        try:
+            handle.close()
+        except OSError:
+            pass
+    return counts, multi
+
+
+def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
+    """Run GNU tar on the name list; tee its stream into ``writer`` while building the manifest."""
+    tee = _TarTee(emit, multi)
+    env = dict(os.environ, LC_ALL='C')
+    err_file = tempfile.TemporaryFile()
+    proc = subprocess.Popen(tar_create_cmd(tool, list_path, xattrs), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=err_file, env=env)
+    try:
+        fd = proc.stdout.fileno()
+        _set_pipe_size(fd)
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                break
+            writer.write_large(memoryview(data))
+            tee.feed(memoryview(data))
+        rc = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+    err_file.seek(0)
+    errors, tar_warnings = _tar_messages(err_file.read())
+    err_file.close()
+    warnings.extend(tar_warnings)
+    if errors or (rc not in (0, 1) and not tar_warnings):
+        raise BackupError('cannot archive: %s' % ('; '.join(errors[:10]) or 'tar exited with status %d' % rc))
+    if not tee.ended:
+        raise BackupError('tar stopped before the end of the archive (exit %d)' % rc)
+    return tee.totals
+
+
 # --------------------------------------------------------------------------- reading back
 
 def iter_manifest(path):
@@ -1019,10 +1410,16 @@ def _tar_has_xattrs():
     return _XATTR_SUPPORT[0]
 
 
-def extract(archive_path, kind, root, xattrs=True):
-    """Pipe the archive through the decompressor into GNU tar -x; raise BackupError on failure."""
+def extract(archive_path, kind, root, xattrs=True, names=None):
+    """Pipe the archive through the decompressor into GNU tar -x; raise BackupError on failure.
+
+    ``names``: a file of NUL separated member names; only those members are extracted.
+    """
     is_root = os.geteuid() == 0
-    tar = subprocess.Popen(tar_extract_cmd(root, xattrs, same_owner=is_root), stdin=subprocess.PIPE,
+    cmd = tar_extract_cmd(root, xattrs, same_owner=is_root)
+    if names:
+        cmd += ['--no-recursion', '--null', '--no-unquote', '--verbatim-files-from', '-T', names]
+    tar = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     dec = None
     try:
@@ -1394,25 +1791,35 @@ def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=Fal
     owner = os.geteuid() == 0
     created, modified = [], []
     counts = {'create': 0, 'modify': 0, 'unchanged': 0}
-    entries = iter_manifest(manifest_path)
-    next(entries)
-    for entry in entries:
-        problems = compare_entry(entry, _relocate(entry['path'], root), check_owner=owner,
-                                 check_mtime=False)
-        if not problems:
-            counts['unchanged'] += 1
-        elif problems == ['missing']:
-            counts['create'] += 1
-            if len(created) < DETAIL_LIMIT * 20:
-                created.append(entry['path'])
-        else:
-            counts['modify'] += 1
-            if len(modified) < DETAIL_LIMIT * 20:
-                modified.append({'path': entry['path'], 'problems': problems})
-    changed = bool(counts['create'] or counts['modify']) or force
-    if changed and not check_mode:
-        with _TermGuard():
-            extract(archive_path, kind, root, xattrs=record.get('xattrs', True))
+    # Only the members that differ are extracted, so files that already match the snapshot are
+    # never touched (in use, or bind-mounted like /etc/hostname in a container).
+    fd, names = tempfile.mkstemp(prefix='itsop-restore-', suffix='.names')
+    try:
+        with os.fdopen(fd, 'wb', buffering=CHUNK) as handle:
+            entries = iter_manifest(manifest_path)
+            next(entries)
+            for entry in entries:
+                problems = compare_entry(entry, _relocate(entry['path'], root), check_owner=owner,
+                                         check_mtime=False)
+                if not problems:
+                    counts['unchanged'] += 1
+                    continue
+                handle.write((os.fsencode(entry['path'].lstrip('/')) or b'.') + b'\0')
+                if problems == ['missing']:
+                    counts['create'] += 1
+                    if len(created) < DETAIL_LIMIT * 20:
+                        created.append(entry['path'])
+                else:
+                    counts['modify'] += 1
+                    if len(modified) < DETAIL_LIMIT * 20:
+                        modified.append({'path': entry['path'], 'problems': problems})
+        changed = bool(counts['create'] or counts['modify']) or force
+        if changed and not check_mode:
+            with _TermGuard():
+                extract(archive_path, kind, root, xattrs=record.get('xattrs', True),
+                        names=None if force else names)
+    finally:
+        os.unlink(names)
     result = {'snapshot_id': record['snapshot_id'], 'label': record['label'], 'snapshot_dir': snapshot_dir,
               'root': root, 'archive_sha256': record['archive']['sha256'], 'archive_ok': True,
               'members_checked': members, 'counts': counts, 'created': created, 'modified': modified,

@@ -19,8 +19,10 @@ description:
     C(..), members below a symlink member, hard links out of the tree, symlinks already in the target that lead
     outside it), is a device node (unless O(allow_devices=true)) or does not match the manifest.
   - Compares the manifest with what is on disk under O(root); when nothing differs nothing is written
-    (C(changed=false)). Otherwise the archive is extracted with GNU tar keeping owners (numeric ids), modes,
-    symlinks, mtimes and extended attributes.
+    (C(changed=false)). Otherwise only the entries that differ (missing, or different type, mode, owner, size,
+    content or symlink target) are extracted with GNU tar keeping owners (numeric ids), modes, symlinks, mtimes
+    and extended attributes; entries that already match are not touched (files in use, bind mounts such as
+    C(/etc/hostname) in a container).
   - Files that exist in the target but not in the snapshot are left alone.
 author:
   - itsop.change engineers (@itsop)
@@ -54,7 +56,8 @@ options:
     default: false
   force:
     description:
-      - Extract even when the target already matches the snapshot.
+      - Extract every entry of the snapshot, even those that already match the target (and even when nothing
+        differs).
     type: bool
     default: false
 attributes:

@@ -17,7 +17,10 @@ description:
     with a JSON Lines manifest (per entry path, type, mode, owner, group, size, mtime, SHA-256, symlink
     target) and a record of installed package versions (C(dpkg-query) or C(rpm)).
   - Every file is read once; the bytes that go into the archive are the bytes that are hashed into the
-    manifest. The archive is compressed with C(zstd -T0) when available, else with C(pigz) or C(gzip).
+    manifest. With GNU tar on the host, GNU tar writes the archive from the module's list of names and the
+    module hashes each member as the stream passes on to the compressor; without GNU tar the module writes the
+    same POSIX tar stream itself. The archive is compressed with C(zstd -T0) when available, else with C(pigz)
+    or C(gzip).
   - The snapshot is built in a hidden C(.incomplete-SNAPSHOT_ID) directory and renamed into place only when the
     archive, manifest, package state and the record C(snapshot.json) are complete and synced. A failed or
     killed run never leaves a snapshot that looks valid.
@@ -123,7 +126,7 @@ attributes:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
-    details: Needs GNU or POSIX C(tar) semantics only on restore; zstd, pigz or gzip on the host.
+    details: Uses GNU tar when present (any POSIX host otherwise); zstd, pigz or gzip on the host.
 notes:
   - Run with root privileges to read every file; an unreadable file fails the snapshot with its name.
   - Archive member names are the absolute paths without the leading C(/).

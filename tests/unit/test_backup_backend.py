@@ -73,3 +73,78 @@ def test_iter_manifest_requires_header_and_end(tmp_path) -> None:
                                       ("a/..b", False)])
 def test_unsafe_member_names(name: str, bad: bool) -> None:
     assert bool(b._unsafe_name(name)) is bad
+
+
+def _gnu_tar_tree(root) -> list:
+    """A small tree with every kind of entry GNU tar writes differently (long names, links, fifo)."""
+    import os
+
+    long_dir = root / ("d" * 120) / ("e" * 120)
+    long_dir.mkdir(parents=True)
+    (long_dir / ("f" * 200)).write_bytes(b"long name\n" * 100)
+    (root / "empty").write_bytes(b"")
+    (root / "exact").write_bytes(b"x" * 1024)
+    (root / "odd").write_bytes(bytes(range(256)) * 7 + b"tail")
+    os.link(root / "odd", root / "odd-link")
+    os.symlink("odd" + "/x" * 60, root / "long-symlink")
+    os.mkfifo(root / "pipe")
+    excluder = b.Excluder([])
+    return [path for path, _st in b.walk([str(root)], excluder)]
+
+
+@pytest.mark.skipif(b.gnu_tar() is None, reason="GNU tar is not installed")
+@pytest.mark.parametrize("chunk", [1, 511, 513, 4096, 1 << 20])
+def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chunk: int) -> None:
+    import hashlib
+    import subprocess
+
+    paths = _gnu_tar_tree(tmp_path / "tree")
+    names = tmp_path / "names"
+    names.write_bytes(b"".join(p.lstrip("/").encode() + b"\0" for p in paths))
+    stream = subprocess.run(b.tar_create_cmd(b.gnu_tar(), str(names)), stdout=subprocess.PIPE, check=True).stdout
+    entries = []
+    tee = b._TarTee(entries.append, {str(tmp_path / "tree" / "odd")})
+    view = memoryview(stream)
+    for start in range(0, len(view), chunk):
+        tee.feed(view[start:start + chunk])
+    assert tee.ended
+    assert [e["path"] for e in entries] == paths
+    with tarfile.open(fileobj=io.BytesIO(stream), mode="r|") as tar:
+        for entry, member in zip(entries, tar, strict=True):
+            assert "/" + member.name == entry["path"]
+            if member.isreg():
+                assert entry["type"] == "file" and entry["size"] == member.size
+                assert entry["sha256"] == hashlib.sha256(tar.extractfile(member).read()).hexdigest()
+            elif member.islnk():
+                assert entry["type"] == "hardlink" and entry["link"] == "/" + member.linkname
+                assert entry["sha256"] == next(e["sha256"] for e in entries if e["path"] == entry["link"])
+            elif member.issym():
+                assert entry["type"] == "symlink" and entry["target"] == member.linkname
+            assert entry["mode"] == "%04o" % member.mode and entry["mtime"] == int(member.mtime)
+    assert tee.totals["hardlinks"] == 1 and tee.totals["special"] == 1 and tee.totals["entries"] == len(paths)
+
+
+def test_tar_messages_split_errors_from_warnings() -> None:
+    errors, warnings = b._tar_messages(
+        b"/usr/bin/tar: etc/shadow: Cannot open: Permission denied\n"
+        b"tar: etc/passwd: file changed as we read it\n"
+        b"/usr/bin/tar: Exiting with failure status due to previous errors\n")
+    assert errors == ["/etc/shadow: Cannot open: Permission denied"]
+    assert warnings == ["/etc/passwd: file changed as we read it"]
+
+
+@pytest.mark.skipif(b.gnu_tar() is None, reason="GNU tar is not installed")
+def test_gnu_tar_and_python_writers_describe_the_same_tree(tmp_path, monkeypatch) -> None:
+    """The fallback writer (hosts without GNU tar) and the GNU tar path give the same manifest entries."""
+    _gnu_tar_tree(tmp_path / "tree")
+    manifests = {}
+    for engine in ("gnu", "python"):
+        if engine == "python":
+            monkeypatch.setattr(b, "_TAR_GNU", [None])
+        _changed, result = b.create_snapshot([str(tmp_path / "tree")], str(tmp_path / engine), "CHG-U1",
+                                             compression="gzip", packages=False, do_fsync=False)
+        lines = (tmp_path / engine / "CHG-U1" / result["snapshot_id"] / "manifest.jsonl").read_text().splitlines()
+        manifests[engine] = [json.loads(line) for line in lines[1:]]
+        _changed, verdict = b.verify_snapshot(result["snapshot_dir"], record_result=False)
+        assert verdict["verdict"] == "passed", verdict["failures"]
+    assert manifests["gnu"] == manifests["python"]
