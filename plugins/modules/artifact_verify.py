@@ -30,17 +30,16 @@ description:
     why, and still returns the complete evidence.
 author:
   - itsop.change engineers (@itsop)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it runs the same checks in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: Nothing is ever changed, so there is no diff.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
 options:

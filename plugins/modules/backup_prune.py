@@ -45,16 +45,15 @@ options:
       - Age after which leftover incomplete snapshot directories are removed.
     type: int
     default: 24
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists the snapshot ids removed.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
 seealso:

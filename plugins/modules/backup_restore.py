@@ -60,17 +60,16 @@ options:
         differs).
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Checks hashes and members and reports what would be created or modified.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists the entries that would change and why (type, mode, owner, size, content, symlink target).
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Needs GNU tar and the decompressor of the archive.

@@ -114,16 +114,15 @@ options:
       - Flush archive, manifest and record to stable storage before the snapshot is published.
     type: bool
     default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Walks the paths and reports what would be backed up (entries, files, bytes) and the space check.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Uses GNU tar when present (any POSIX host otherwise); zstd, pigz or gzip on the host.

@@ -63,17 +63,16 @@ options:
       - Fail the task when the verdict is not V(passed).
     type: bool
     default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The restore test runs in check mode too (it only writes to a temporary directory it removes); the
       verdict record is not written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Needs GNU tar and the decompressor used for the archive (zstd, gzip or pigz).

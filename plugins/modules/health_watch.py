@@ -31,16 +31,15 @@ description:
   - Nothing is changed on the host; the module returns C(changed=false).
 author:
   - itsop.change engineers (@itsop)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it watches the same way in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Linux with C(/proc); service and journal checks need systemd.
