@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_guard(cmd_rollback))
 
+    p = subparsers.add_parser("cancel", help="withdraw a change before stage 3 (requester or IT manager)")
+    p.add_argument("change_id", metavar="CHANGE_ID")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit log and the report)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_cancel))
+
     roster = subparsers.add_parser("roster", help="check the roster (people, roles, keys, quorum)")
     rsub = roster.add_subparsers(dest="roster_command", metavar="SUBCOMMAND")
     roster.set_defaults(func=lambda a: (roster.print_help(sys.stderr), EXIT_USAGE)[1])
@@ -219,6 +225,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _engine(args).rollback(args.change_id)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    res = _engine(args).cancel(args.change_id, args.reason)
+    if args.json:
+        _print_json(dict(res, ok=True))
+    return EXIT_OK
 
 
 def cmd_roster_check(args: argparse.Namespace) -> int:

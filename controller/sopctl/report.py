@@ -320,7 +320,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     incident_records = []
     interesting = {"change_submitted", "change_request_changed", "stage_started", "stage_result", "stage_interrupted",
                    "gate_waiting", "gate_decision", "approval", "rejection", "refusal", "incident", "change_closed",
-                   "change_rolled_back", "stage6_reports", "archive_written"}
+                   "change_rolled_back", "change_cancelled", "stage6_reports", "archive_written"}
     for rec in controller:
         t = rec.get("type")
         if t not in interesting:
@@ -345,6 +345,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
             detail = f"{Path(str(rec.get('path'))).name}: {rec.get('files')} files, retention {rec.get('retention')}"
         elif t == "stage6_reports":
             detail = ", ".join(map(str, rec.get("files") or []))
+        elif t == "change_cancelled":
+            detail = f"was {rec.get('previous_state')}: {_short(rec.get('reason') or '', 160)}"
         else:
             detail = _short({k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}, 160) \
                 if any(k in rec for k in ("what", "title", "effect", "note")) else ""

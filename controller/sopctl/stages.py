@@ -71,7 +71,9 @@ STAGE_NAMES = {
 }
 #: the stage that must have succeeded before people can decide at a gate
 GATE_AFTER = {"plan": "1", "signoff": "4", "close": "5"}
-TERMINAL = ("closed", "rolled_back")
+TERMINAL = ("closed", "rolled_back", "cancelled")
+#: roles that may cancel a change that has not reached production (besides its requester)
+CANCEL_ROLES = ("it_manager",)
 
 #: Stage 6 hooks: callables ``hook(engine, change) -> None`` run when the IT manager's closing
 #: approval is in, before the change is marked closed. ``sopctl report`` / ``archive`` (a later
@@ -622,6 +624,44 @@ class Engine:
         finally:
             if lock_fd is not None:
                 os.close(lock_fd)
+
+    # ------------------------------------------------------------------ cancel
+    def cancel(self, change_id: str, reason: str) -> dict[str, Any]:
+        """Withdraw a change before stage 3 started (e.g. its staging simulation failed).
+
+        The requester or an IT manager may cancel; the change becomes ``cancelled`` (terminal, so it
+        no longer conflicts with later changes on the same hosts). After stage 3 started the hosts
+        may already be changed: that is ``sopctl rollback``, not a cancel (STATE-3).
+        """
+        person = None
+        try:
+            change = self.change(change_id)
+            ident = self.identity()
+            person = ident.id
+            if not reason.strip():
+                raise SopctlError("cancel needs --reason TEXT (it goes into the audit log and the report)")
+            if change["state"] in TERMINAL:
+                raise Refusal("STATE-1", f"{change_id} is {change['state']}")
+            roles = set(self.roster.person(person).roles)
+            if person != change["requester"] and not roles & set(CANCEL_ROLES):
+                raise Refusal("ROLE-2", f"{person} ({', '.join(sorted(roles))}) may not cancel {change_id}: only "
+                                        f"its requester {change['requester']} or an IT manager may")
+            if any(r["stage"] == "3" and r["status"] != "superseded" for r in self.store.stage_runs(change_id)):
+                raise Refusal("STATE-3", f"stage 3 of {change_id} has started and may have changed production: "
+                                         f"use 'sopctl rollback {change_id}' instead of cancel")
+            lock_fd = self._lock(change_id)
+            try:
+                previous = change["state"]
+                self.store.update_change(change_id, state="cancelled")
+                self.log(change_id, person).record("change_cancelled", reason=reason, previous_state=previous)
+            finally:
+                os.close(lock_fd)
+            self.say(f"{change_id}: cancelled by {person} (was {previous}): {reason}")
+            self.notify("change_completed", change, f"{change_id}: cancelled by {person}: {reason}")
+            return {"change_id": change_id, "state": "cancelled", "previous_state": previous, "by": person}
+        except Refusal as exc:
+            self.refusal(change_id, exc, "cancel", person)
+            raise
 
     # ------------------------------------------------------------------ status
     def status(self, change_id: str) -> dict[str, Any]:

@@ -204,3 +204,36 @@ def test_cli_exit_codes_and_roster_check(tmp_path):
     proc = world.sopctl(None, "identity", "show", env={"SOPCTL_IDENTITY": str(ident / "identity.yml")})
     assert proc.returncode == 3 and "ID-2" in proc.stderr
     assert sys.executable  # the world runs the CLI with the venv python
+
+
+def test_cancel_before_stage3_frees_the_hosts(tmp_path):
+    """A change stopped before production is cancelled by its requester or an IT manager only; it
+    then no longer blocks a later change on the same hosts, and after stage 3 started cancel is refused."""
+    world = World(tmp_path)
+    ok(world.sopctl("budi", "submit", str(world.cr(CID))))
+    ok(world.sopctl("budi", "run", CID))
+    refused(world.sopctl("eko", "cancel", CID, "--reason", "not mine"), "ROLE-2", "only its requester budi")
+    proc = world.sopctl("sari", "cancel", CID, "--reason", " ")
+    assert proc.returncode == 2 and "--reason" in proc.stderr, proc.stderr
+    assert world.status(CID)["state"] != "cancelled"
+    # a second change on the same hosts and window is refused while the first is open
+    refused(world.sopctl("budi", "submit", str(world.cr("CHG-2026-9002"))), "CONFLICT-1", CID)
+    ok(world.sopctl("sari", "cancel", CID, "--reason", "staging failed; vendor fix expected"))
+    assert world.status(CID)["state"] == "cancelled"
+    refused(world.sopctl("sari", "cancel", CID, "--reason", "again"), "STATE-1", "cancelled")
+    refused(world.sopctl("sari", "approve", CID, "--gate", "plan", "--comment", "x"), "STATE-1")
+    rec = [r for r in world.audit_records(CID) if r["type"] == "change_cancelled"]
+    assert len(rec) == 1 and rec[0]["reason"] == "staging failed; vendor fix expected"
+    assert rec[0]["previous_state"] == "waiting_gate_plan"
+    audit_intact(world)
+
+    # the hosts are free again; once stage 3 has started, cancel is refused (rollback instead)
+    second = "CHG-2026-9002"
+    ok(world.sopctl("budi", "submit", str(world.cr(second))))
+    ok(world.sopctl("budi", "run", second))
+    ok(world.sopctl("sari", "approve", second, "--gate", "plan", "--comment", "plan ok"))
+    ok(world.sopctl("dewi", "approve", second, "--gate", "plan", "--comment", "downtime ok"))
+    ok(world.sopctl("agus", "approve", second, "--gate", "plan", "--comment", "risk low"))
+    ok(world.sopctl("eko", "run", second, "--until", "3"))
+    refused(world.sopctl("budi", "cancel", second, "--reason", "too late"), "STATE-3", "sopctl rollback")
+    assert world.status(second)["state"] != "cancelled"
