@@ -13,9 +13,10 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import datetime
+import math
 import time
 
-from ansible_collections.itsop.change.plugins.module_utils.change_request import parse_timestamp, utc_iso
+from ansible_collections.itsop.change.plugins.module_utils.change_request import get_timezone, parse_timestamp, utc_iso
 
 STATE_BEFORE = 'before'
 STATE_INSIDE = 'inside'
@@ -27,22 +28,39 @@ def _epoch(value):
     return (value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
 
 
+def _timestamp(field, value, timezone):
+    try:
+        return parse_timestamp(value, timezone)
+    except (TypeError, ValueError) as exc:
+        raise ValueError('%s: %r is not an ISO-8601 timestamp (%s)' % (field, value, exc)) from None
+
+
+def _seconds_until(later, earlier):
+    """Whole seconds from ``earlier`` to ``later``, rounded up (a moment still ahead is never 0), 0 if past."""
+    return max(0, math.ceil(_epoch(later) - _epoch(earlier)))
+
+
 def window_status(start, end, now=None, grace_minutes=0, timezone=None):
     """Return a dict describing where ``now`` falls relative to the window.
 
     start, end, now: ISO-8601 strings (naive ones read in ``timezone``) or aware datetimes;
-    now defaults to the current time. Raises ValueError for unusable input.
+    now defaults to the current time. Raises ValueError for unusable input, naming the field.
     """
-    start_dt = parse_timestamp(start, timezone)
-    end_dt = parse_timestamp(end, timezone)
+    if timezone is not None:
+        try:
+            get_timezone(timezone)
+        except ValueError as exc:
+            raise ValueError('timezone: %s' % exc) from None
+    start_dt = _timestamp('start', start, timezone)
+    end_dt = _timestamp('end', end, timezone)
     if end_dt <= start_dt:
-        raise ValueError('window end %s is not after start %s' % (utc_iso(end_dt), utc_iso(start_dt)))
-    if grace_minutes is None or grace_minutes < 0:
-        raise ValueError('grace_minutes must be 0 or more')
+        raise ValueError('end: window end %s is not after start %s' % (utc_iso(end_dt), utc_iso(start_dt)))
+    if isinstance(grace_minutes, bool) or not isinstance(grace_minutes, int) or grace_minutes < 0:
+        raise ValueError('grace_minutes: must be a whole number of minutes, 0 or more; got %r' % (grace_minutes,))
     if now is None:
         now_dt = datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc)
     else:
-        now_dt = parse_timestamp(now, timezone)
+        now_dt = _timestamp('now', now, timezone)
     close_dt = end_dt + datetime.timedelta(minutes=grace_minutes)
     if now_dt < start_dt:
         state = STATE_BEFORE
@@ -60,8 +78,8 @@ def window_status(start, end, now=None, grace_minutes=0, timezone=None):
         'end_utc': utc_iso(end_dt),
         'close_utc': utc_iso(close_dt),
         'grace_minutes': grace_minutes,
-        'seconds_until_start': max(0, int(_epoch(start_dt) - _epoch(now_dt))),
-        'seconds_until_close': max(0, int(_epoch(close_dt) - _epoch(now_dt))),
+        'seconds_until_start': _seconds_until(start_dt, now_dt),
+        'seconds_until_close': _seconds_until(close_dt, now_dt),
     }
 
 
