@@ -33,6 +33,8 @@ import datetime
 import json
 import re
 
+from ansible.module_utils.six.moves.collections_abc import Mapping
+
 try:
     import jsonschema  # optional; the built-in validator is used without it
     HAS_JSONSCHEMA = True
@@ -724,6 +726,9 @@ DEFAULTS = (
 )
 
 
+DERIVED_WINDOW_KEYS = ('start_utc', 'end_utc', 'start_epoch', 'end_epoch', 'duration_minutes')
+
+
 def normalise_change_request(data, use_jsonschema=None):
     """Validate and return a normalised deep copy; raises ChangeRequestError naming every bad field.
 
@@ -731,6 +736,15 @@ def normalise_change_request(data, use_jsonschema=None):
     every artifact gets ``install`` (false); the window gains ``start_utc``/``end_utc``
     (``YYYY-MM-DDTHH:MM:SSZ``), ``start_epoch``/``end_epoch`` and ``duration_minutes``.
     """
+    # normalising a normalised change request gives the same result: the derived window fields
+    # are taken out before validation and must agree with what they are derived from
+    derived = {}
+    if isinstance(data, Mapping) and isinstance(data.get('window'), Mapping):
+        data = dict(data)
+        data['window'] = dict(data['window'])
+        for key in DERIVED_WINDOW_KEYS:
+            if key in data['window']:
+                derived[key] = data['window'].pop(key)
     errors = validate_change_request(data, use_jsonschema=use_jsonschema)
     if errors:
         raise ChangeRequestError(errors)
@@ -752,6 +766,10 @@ def normalise_change_request(data, use_jsonschema=None):
     window['start_epoch'] = int(_epoch(start))
     window['end_epoch'] = int(_epoch(end))
     window['duration_minutes'] = int((end - start).total_seconds() // 60)
+    wrong = ['window.%s: %r does not match window.start/end/timezone (derived value %r)' % (key, value, window[key])
+             for key, value in sorted(derived.items()) if value != window[key]]
+    if wrong:
+        raise ChangeRequestError(wrong)
     return out
 
 

@@ -229,3 +229,14 @@ def test_module_requires_one_source():
 def test_schema_file_is_json_and_examples_dir_has_three():
     assert sorted(p.name for p in Path(EXAMPLES).glob("*.yml")) == [
         "broken-update-1.2.0.yml", "invalid.yml", "security-patch-1.1.0.yml"]
+
+
+def test_normalising_a_normalised_change_request_is_idempotent_and_checks_derived_fields(valid):
+    """sopctl passes the normalised change to the stage playbooks, which normalise it again."""
+    once = cr.normalise_change_request(valid)
+    assert cr.normalise_change_request(once) == once
+    tampered = copy.deepcopy(once)
+    tampered["window"]["end_epoch"] += 3600
+    with pytest.raises(cr.ChangeRequestError) as err:
+        cr.normalise_change_request(tampered)
+    assert any(e.startswith("window.end_epoch:") and "does not match" in e for e in err.value.errors)
