@@ -47,11 +47,12 @@ def parse_apt_simulation(text):
             arch_match = re.search(r'\[([^\]]+)\]\s*$', rest.strip())
             if arch_match:
                 arch = arch_match.group(1)
-            if old is None:
+            order = None if old is None else compare_versions_simple(old, new)
+            if order is None:
                 action = 'install'
-            elif compare_versions_simple(old, new) > 0:
+            elif order > 0:
                 action = 'downgrade'
-            elif old == new:
+            elif order == 0:
                 action = 'reinstall'
             else:
                 action = 'upgrade'
@@ -64,25 +65,76 @@ def parse_apt_simulation(text):
     return changes
 
 
-def _version_key(version):
-    """A rough Debian-style sort key (epoch, then alternating digit/non-digit runs, ~ sorts first)."""
+def _split_version(version):
+    """Split a Debian version into (epoch, upstream, revision) as dpkg does.
+
+    A missing epoch is 0 and a missing revision is empty (equal to "0"). A malformed epoch (not
+    digits) cannot come from apt; the string is then compared whole with epoch 0 instead of failing,
+    because the comparison only labels a change.
+    """
+    version = str(version).strip()
     epoch = 0
-    if ':' in version:
-        head, version = version.split(':', 1)
-        epoch = int(head) if head.isdigit() else 0
-    parts = []
-    for run in re.findall(r'\d+|[^\d]+', version):
-        if run.isdigit():
-            parts.append((1, int(run), ''))
-        else:
-            parts.append((0, 0, ''.join(chr(0) if c == '~' else c for c in run)))
-    return (epoch, parts)
+    head, sep, rest = version.partition(':')
+    if sep and head.isdigit():
+        epoch, version = int(head), rest
+    upstream, sep, revision = version.rpartition('-')
+    if not sep:
+        upstream, revision = revision, ''
+    return epoch, upstream, revision
+
+
+def _order(char):
+    """dpkg's character weight: digits 0, letters their code, ~ before everything, others after letters."""
+    if char is None or char.isdigit():
+        return 0
+    if char.isalpha() and char.isascii():
+        return ord(char)
+    if char == '~':
+        return -1
+    return ord(char) + 256
+
+
+def _verrevcmp(a, b):
+    """Compare two upstream or revision strings with dpkg's algorithm (lib/dpkg/version.c verrevcmp)."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        first_diff = 0
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ac = _order(a[i] if i < len(a) else None)
+            bc = _order(b[j] if j < len(b) else None)
+            if ac != bc:
+                return ac - bc
+            i += 1
+            j += 1
+        while i < len(a) and a[i] == '0':
+            i += 1
+        while j < len(b) and b[j] == '0':
+            j += 1
+        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
+            if not first_diff:
+                first_diff = ord(a[i]) - ord(b[j])
+            i += 1
+            j += 1
+        if i < len(a) and a[i].isdigit():
+            return 1
+        if j < len(b) and b[j].isdigit():
+            return -1
+        if first_diff:
+            return first_diff
+    return 0
 
 
 def compare_versions_simple(a, b):
-    """-1/0/1 comparing two version strings (approximation of dpkg's order; used for labels only)."""
-    ka, kb = _version_key(a), _version_key(b)
-    return (ka > kb) - (ka < kb)
+    """-1/0/1 comparing two Debian version strings in dpkg's order (epoch, upstream, revision; ~ sorts first).
+
+    Used to label a change as upgrade, downgrade or reinstall; apt decides what is installed.
+    """
+    ea, ua, ra = _split_version(a)
+    eb, ub, rb = _split_version(b)
+    if ea != eb:
+        return 1 if ea > eb else -1
+    result = _verrevcmp(ua, ub) or _verrevcmp(ra, rb)
+    return (result > 0) - (result < 0)
 
 
 def parse_dnf_transaction(text):
