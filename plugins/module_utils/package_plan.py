@@ -20,10 +20,15 @@ import re
 _APT_INST_RE = re.compile(r'^Inst (?P<name>\S+) (?:\[(?P<old>[^\]]+)\] )?\((?P<new>\S+)(?P<rest>[^)]*)\)')
 _APT_REMV_RE = re.compile(r'^Remv (?P<name>\S+)(?: \[(?P<old>[^\]]+)\])?')
 
-# Packages whose update needs a reboot to take effect (kernel, libc, init system, bus).
-REBOOT_PACKAGE_RE = re.compile(
-    r'^(linux-image|linux-modules|linux-base|kernel|kernel-core|kernel-modules|glibc|libc6|systemd|dbus'
-    r'|dbus-broker|microcode|intel-microcode|amd64-microcode|linux-firmware)($|[-:])')
+# Packages whose update needs a reboot to take effect (kernel, libc, init system, bus, microcode,
+# firmware), by exact name (an apt ":arch" suffix allowed); kernel images also by prefix. Their
+# siblings (libc6-dev, systemd-timesyncd, dbus-user-session, kernel-headers ...) do not.
+REBOOT_PACKAGES = frozenset([
+    'linux-base', 'linux-firmware', 'kernel', 'kernel-core', 'kernel-modules', 'kernel-modules-core',
+    'kernel-modules-extra', 'libc6', 'glibc', 'systemd', 'dbus', 'dbus-daemon', 'dbus-broker',
+    'intel-microcode', 'amd64-microcode', 'microcode_ctl',
+])
+REBOOT_PACKAGE_PREFIXES = ('linux-image-', 'linux-modules-')
 
 DEFAULT_DOWNTIME_MODEL = {
     'base_seconds': 30,
@@ -183,7 +188,13 @@ def file_md5(path):
 
 
 def needs_reboot(package_names):
-    return sorted(name for name in package_names if REBOOT_PACKAGE_RE.match(name))
+    """The names among package_names (sorted, unique) whose update needs a reboot."""
+    found = set()
+    for name in package_names:
+        base = name.split(':', 1)[0]
+        if base in REBOOT_PACKAGES or base.startswith(REBOOT_PACKAGE_PREFIXES):
+            found.add(name)
+    return sorted(found)
 
 
 def estimate_downtime(changes, services, reboot, model=None):
