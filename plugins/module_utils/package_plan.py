@@ -197,16 +197,38 @@ def needs_reboot(package_names):
     return sorted(found)
 
 
+def downtime_model(overrides=None):
+    """DEFAULT_DOWNTIME_MODEL with ``overrides`` applied; raises ValueError naming a bad key or value.
+
+    Every value is a number of seconds, 0 or more (numeric strings are accepted, as templating may
+    give them); an unknown key is refused instead of being silently ignored.
+    """
+    values = dict(DEFAULT_DOWNTIME_MODEL)
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULT_DOWNTIME_MODEL:
+            raise ValueError('downtime_model.%s: unknown key; known keys: %s'
+                             % (key, ', '.join(sorted(DEFAULT_DOWNTIME_MODEL))))
+        number = None
+        if not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = None
+        if number is None or number != number or number < 0 or number == float('inf'):
+            raise ValueError('downtime_model.%s: must be a number of seconds, 0 or more; got %r' % (key, value))
+        values[key] = int(number) if number == int(number) else number
+    return values
+
+
 def estimate_downtime(changes, services, reboot, model=None):
     """Downtime estimate in seconds from the number of packages, restarted services and a reboot.
 
-    The model (DEFAULT_DOWNTIME_MODEL, each value overridable) is deliberately simple and
-    documented in docs/stages-1-3.md:
+    The model (DEFAULT_DOWNTIME_MODEL, each value overridable, see downtime_model) is deliberately
+    simple and documented in docs/stages-1-3.md:
     base + per_package * packages + per_service_restart * services + reboot (if needed) + health check.
     No package change means no downtime (0).
     """
-    values = dict(DEFAULT_DOWNTIME_MODEL)
-    values.update(model or {})
+    values = downtime_model(model)
     if not changes:
         return {'seconds': 0, 'model': values, 'terms': {}}
     terms = {

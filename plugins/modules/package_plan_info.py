@@ -88,6 +88,8 @@ options:
       - Override values of the downtime model, in seconds. Keys C(base_seconds),
         C(per_package_seconds), C(per_service_restart_seconds), C(reboot_seconds),
         C(health_check_seconds). No package change gives 0.
+      - An unknown key, or a value that is not a number of seconds (0 or more), fails the module
+        before the host is queried.
     type: dict
     default: {}
 '''
@@ -169,6 +171,7 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.package_plan import (  # noqa: E402
     disk_free,
+    downtime_model,
     estimate_downtime,
     file_md5,
     needs_reboot,
@@ -304,6 +307,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        downtime_model(p['downtime_model'])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     manager = p['manager']
     if manager == 'auto':
         if module.get_bin_path('apt-get'):
