@@ -111,7 +111,6 @@ from ansible_collections.itsop.change.plugins.module_utils.change_request import
     ChangeRequestError,
     load_change_request,
     normalise_change_request,
-    validate_change_request,
 )
 
 
@@ -135,16 +134,12 @@ def main():
     except ChangeRequestError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, validator=validator)
 
-    errors = validate_change_request(data)
-    if errors:
-        module.fail_json(
-            msg='change request %s is invalid: %s' % (source, '; '.join(errors)),
-            errors=errors, validator=validator)
     try:
+        # validates first (every bad field named); also accepts an already normalised change
         change = normalise_change_request(data)
-    except ChangeRequestError as exc:  # cannot happen after a clean validation; kept fail-closed
-        module.fail_json(msg='change request %s is invalid: %s' % (source, exc), errors=exc.errors,
-                         validator=validator)
+    except ChangeRequestError as exc:
+        module.fail_json(msg='change request %s is invalid: %s' % (source, '; '.join(exc.errors)),
+                         errors=exc.errors, validator=validator)
     module.exit_json(changed=False, change=change, errors=[], validator=validator)
 
 
