@@ -13,6 +13,7 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import hashlib
+import math
 import os
 import re
 
@@ -214,7 +215,7 @@ def downtime_model(overrides=None):
                 number = float(value)
             except (TypeError, ValueError):
                 number = None
-        if number is None or number != number or number < 0 or number == float('inf'):
+        if number is None or math.isnan(number) or math.isinf(number) or number < 0:
             raise ValueError('downtime_model.%s: must be a number of seconds, 0 or more; got %r' % (key, value))
         values[key] = int(number) if number == int(number) else number
     return values
