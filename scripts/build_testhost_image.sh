@@ -5,7 +5,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONTAINERS_CONF="$REPO/tests/containers/containers.conf"
 IMAGE="${ITSOP_TESTHOST_IMAGE:-localhost/itsop-testhost:bookworm}"
-INCLUDE="python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,procps,zstd,ca-certificates,xz-utils"
+INCLUDE="python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,procps,zstd,ca-certificates,xz-utils,openssh-server"
 RECIPE="$(printf '%s|%s' "$INCLUDE" "$(sha256sum "$0" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
 
 if podman image exists "$IMAGE" && \
@@ -24,6 +24,13 @@ rm -f "$ROOTFS.log"
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/archives/*.deb
 # No getty/console noise in containers; keep journald and dbus.
 chroot "$ROOTFS" systemctl mask getty@tty1.service console-getty.service systemd-logind.service >/dev/null 2>&1 || true
+# sshd (used by the demo, like real hosts): off by default; no host keys baked into the image -
+# each container makes its own when ssh starts (ssh-keygen -A before sshd's config test).
+rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+mkdir -p "$ROOTFS/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+  > "$ROOTFS/etc/systemd/system/ssh.service.d/itsop-host-keys.conf"
+chroot "$ROOTFS" systemctl disable ssh.service >/dev/null 2>&1 || true
 echo "itsop-testhost" > "$ROOTFS/etc/hostname"
 tar -C "$ROOTFS" -c . | podman import \
   --change 'CMD ["/sbin/init"]' --change "LABEL itsop.recipe=$RECIPE" \

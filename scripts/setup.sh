@@ -15,7 +15,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(
   podman runc debootstrap uidmap slirp4netns fuse-overlayfs
-  clamav gnupg dpkg-dev zstd python3-venv python3-dev gcc git rsync
+  clamav gnupg dpkg-dev zstd python3-venv python3-dev gcc git rsync openssh-client
   chromium
 )
 

@@ -570,21 +570,50 @@ class Engine:
         self.log(cid, operator).record("stage_result", stage=stage, ident=ident, status=status, rc=result.rc,
                                        runner_status=result.status, summary=result.summary,
                                        failures=result.failures[:50], duration=took, stats=result.stats)
+        rolled_back = self._stage5_incidents(change, operator, result) if stage == "5" else False
         if status != "succeeded":
-            self.store.update_change(cid, state=f"stage{stage}_{status}")
+            self.store.update_change(cid, state="rolled_back" if rolled_back else f"stage{stage}_{status}")
             text = f"{cid}: stage {stage} {status} (run {ident}): " + ("; ".join(result.failures[:5]) or result.status)
             self.notify("stage_failed", change, text, stage=stage)
+            if rolled_back:
+                text += ("; every production host was rolled back automatically (Tahap 5.3): the change is "
+                         "rolled_back")
             raise StageFailed(text)
         self.store.update_change(cid, state=f"stage{stage}_done")
         self.say(f"{cid}: stage {stage} succeeded in {took} s (evidence {self.store.evidence_dir(cid)}/stage{stage})")
-        if stage == "5":
-            incidents = (result.summary or {}).get("incidents")
-            count = len(incidents) if isinstance(incidents, list) else int(incidents or 0)
-            if count:
-                self.log(cid, operator).record("incident", stage=stage, count=count)
-                self.notify("incident", change, f"{cid}: {count} incident(s) raised during monitoring",
-                            count=count)
         return result
+
+    def _stage5_incidents(self, change: dict[str, Any], operator: str, result: RunResult) -> bool:
+        """Record the incidents of a stage 5 run (from ``stage5/incidents.json``, else the summary).
+
+        Returns True when monitoring rolled back *every* production host successfully: the change
+        is then ``rolled_back`` (recorded as ``change_rolled_back`` by the automatic rollback).
+        """
+        cid = change["id"]
+        path = self.store.evidence_dir(cid) / "stage5" / "incidents.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            incidents = [i for i in doc.get("incidents") or [] if isinstance(i, dict)]
+        except (OSError, ValueError, AttributeError):
+            incidents = []
+        summary = (result.summary or {}).get("incidents")
+        count = len(incidents) or (len(summary) if isinstance(summary, list) else int(summary or 0))
+        if not count:
+            return False
+        brief = [{"id": i.get("id"), "host": i.get("host"), "what": str(i.get("what") or "")[:300],
+                  "rollback": (i.get("rollback") or {}).get("succeeded") if isinstance(i.get("rollback"), dict)
+                  else None} for i in incidents]
+        self.log(cid, operator).record("incident", stage="5", count=count, incidents=brief, evidence=str(path))
+        self.notify("incident", change, f"{cid}: {count} incident(s) raised during monitoring", count=count)
+        rolled = {b["host"] for b in brief if b["rollback"] is True}
+        production = set(change["targets"].get("production", []))
+        if not production or not production <= rolled or any(b["rollback"] is False for b in brief):
+            return False
+        self.log(cid, operator).record("change_rolled_back", by="monitoring", hosts=sorted(rolled),
+                                       note="automatic rollback after incidents in the monitoring period (Tahap 5.3)")
+        self.say(f"{cid}: incident(s) {', '.join(str(b['id']) for b in brief)}: monitoring rolled back "
+                 f"{', '.join(sorted(rolled))} automatically")
+        return True
 
     def _close(self, change: dict[str, Any], operator: str) -> int:
         cid = change["id"]

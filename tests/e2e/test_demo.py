@@ -1,0 +1,143 @@
+"""End-to-end: the README demo (scripts/demo_sop.py) on its own set of systemd containers.
+
+Runs the same three scenarios as ``bash scripts/demo.sh`` (own container names itsop-e2e-*,
+labelled itsop.test=1, so a running demo is never touched) and then checks the outcome from the
+real things, not from the demo's own summary: package versions and configuration on the hosts,
+sopctl's state store, the offline verification of every audit archive (and that a flipped byte
+is caught), and the HTML report rendered by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO, base_env, podman
+from tests.integration.test_report_browser import CHROMIUM, Collect, chromium
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+PREFIX = "itsop-e2e-"
+CONTAINERS = [f"{PREFIX}{n}" for n in ("stg-1", "prd-1", "prd-2")]
+SOPCTL = str(REPO / ".venv" / "bin" / "sopctl")
+
+
+def host_version(name: str) -> str:
+    return podman("exec", name, "dpkg-query", "-W", "-f", "${Version}", "itsop-demo-web").stdout.strip()
+
+
+def config_digest(name: str) -> str:
+    text = podman("exec", name, "cat", "/etc/itsop-demo-web/config.ini").stdout
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e") / "demo"
+    env = base_env()
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo_sop.py"), "--workdir", str(work),
+                           "--prefix", PREFIX, "--label", "itsop.test=1", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=2400, check=False, cwd=REPO)
+    (work.parent / "demo.log").write_text(proc.stdout + proc.stderr)
+    try:
+        assert proc.returncode == 0, \
+            f"demo failed (rc {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+        summary = json.loads((work / "summary.json").read_text())
+        yield {"work": work, "summary": summary, "out": proc.stdout,
+               "env": dict(env, SOPCTL_HOME=str(work / "sopctl-home"))}
+    finally:
+        for name in CONTAINERS:
+            podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def scenario(demo, name):
+    return next(s for s in demo["summary"]["scenarios"] if s["scenario"] == name)
+
+
+def sopctl_status(demo, cid):
+    proc = subprocess.run([SOPCTL, "status", cid, "--json"], capture_output=True, text=True, env=demo["env"],
+                          check=True)
+    return json.loads(proc.stdout)
+
+
+def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
+    # the containers exist only for this test; their state is the result of the three changes
+    versions = {n: host_version(n) for n in CONTAINERS}
+    # 1: 1.0.0 -> 1.1.0 everywhere; 2: 1.2.0 never left staging (staging rolled back);
+    # 3: 1.3.0 rolled back to 1.1.0 in production by monitoring; staging keeps 1.3.0 for analysis
+    assert versions == {f"{PREFIX}stg-1": "1.3.0", f"{PREFIX}prd-1": "1.1.0", f"{PREFIX}prd-2": "1.1.0"}, versions
+    patch, broken, monitoring = (scenario(demo, n) for n in ("patch", "broken", "monitoring"))
+
+    st = sopctl_status(demo, patch["change_id"])
+    assert st["state"] == "closed"
+    assert all(s["status"] in ("succeeded", "satisfied") for s in st["steps"]), st["steps"]
+    assert patch["versions_before"] == {h: "1.0.0" for h in patch["versions_before"]}
+    ev = demo["work"] / "sopctl-home" / "changes" / patch["change_id"] / "evidence"
+    artifacts = json.loads((ev / "stage2" / "artifacts" / "verification.json").read_text())
+    assert artifacts["result"] == "passed"
+    text = json.dumps(artifacts)
+    assert "clamscan" in text or "clamav" in text.lower()
+    for host in ("itsop-prd-1", "itsop-prd-2"):
+        checklist = json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())
+        assert checklist["complete"] is True, checklist
+        assert json.loads((ev / "stage3" / f"{host}.json").read_text())["status"] == "succeeded"
+
+    st = sopctl_status(demo, broken["change_id"])
+    assert st["state"] == "cancelled"
+    assert broken["staging_passed"] is False
+    assert [s["status"] for s in st["steps"] if s["step"] == "stage 3"] == ["pending"]
+    assert all(broken["versions_after"][h] == "1.1.0" for h in ("itsop-prd-1", "itsop-prd-2"))
+    ev = demo["work"] / "sopctl-home" / "changes" / broken["change_id"] / "evidence"
+    assert not (ev / "stage3").exists() or not any((ev / "stage3").glob("itsop-prd-*.json"))
+
+    st = sopctl_status(demo, monitoring["change_id"])
+    assert st["state"] == "rolled_back"
+    assert monitoring["versions_after_stage3"]["itsop-prd-1"] == "1.3.0"
+    assert monitoring["incidents"] and all(i["rollback_succeeded"] for i in monitoring["incidents"])
+    assert {i["host"] for i in monitoring["incidents"]} == {"itsop-prd-1", "itsop-prd-2"}
+    # configuration: changed by stage 3, restored byte-exact by the rollback (checked on the hosts now)
+    for host, name in (("itsop-prd-1", f"{PREFIX}prd-1"), ("itsop-prd-2", f"{PREFIX}prd-2")):
+        assert monitoring["config_after_stage3"][host] != monitoring["config_before"][host]
+        assert config_digest(name) == monitoring["config_before"][host]
+    assert "DEMO FAILED" not in demo["out"]
+
+
+def test_every_archive_verifies_offline_and_a_flipped_byte_is_caught(demo, tmp_path):
+    pub = demo["work"] / "sopctl-home" / "keys" / "controller.pub"
+    roster = demo["work"] / "roster.yml"
+    for s in demo["summary"]["scenarios"]:
+        proc = subprocess.run([SOPCTL, "audit", "verify", s["archive"], "--public-key", str(pub), "--roster",
+                               str(roster), "--json"], capture_output=True, text=True, env=demo["env"], check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    bad = tmp_path / "tampered.tar.gz"
+    with open(demo["summary"]["scenarios"][0]["archive"], "rb") as handle:
+        data = bytearray(handle.read())
+    data[len(data) // 2] ^= 0x01
+    bad.write_bytes(bytes(data))
+    proc = subprocess.run([SOPCTL, "audit", "verify", str(bad), "--public-key", str(pub)], capture_output=True,
+                          text=True, env=demo["env"], check=False)
+    assert proc.returncode != 0, proc.stdout
+
+
+@pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM),
+                    reason="Debian chromium is not installed (the project's set-up installs it)")
+def test_demo_report_renders_in_headless_chromium(demo, tmp_path):
+    patch = scenario(demo, "patch")
+    pages = [p for p in patch["reports"] if p.endswith(".html")]
+    assert pages, patch["reports"]
+    page = sorted(pages)[0]
+    dom = chromium(tmp_path, "--dump-dom", f"file://{page}")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parsed = Collect()
+    parsed.feed(dom.stdout)
+    for section in ("summary", "timeline", "hosts", "approvals", "backup", "artifacts", "tests", "monitoring",
+                    "evaluation", "compliance", "audit"):
+        assert section in parsed.ids, section
+    # real content of this change: every approver, both production hosts, the versions
+    for text in ("sari", "dewi", "agus", "rina", "itsop-prd-1", "itsop-prd-2", "1.1.0", patch["change_id"]):
+        assert text in dom.stdout, text
+    assert not [u for u in parsed.urls if u.lower().lstrip().startswith(("http:", "https:", "//"))], parsed.urls
