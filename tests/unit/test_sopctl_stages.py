@@ -330,3 +330,37 @@ def test_evidence_passed_reads_each_producers_form(doc, expected):
     from sopctl.stages import passed
 
     assert passed(doc) is expected
+
+
+@pytest.mark.parametrize("rollbacks, expect_rolled_back", [
+    ({"prd-local-1": True, "prd-local-2": True}, True),    # every production host rolled back
+    ({"prd-local-1": True}, False),                         # one host still on the new version
+    ({"prd-local-1": True, "prd-local-2": False}, False),   # a rollback failed: escalate, not rolled_back
+])
+def test_stage5_incidents_recorded_and_rolled_back_only_when_every_host_was(world, monkeypatch, rollbacks,
+                                                                             expect_rolled_back):
+    from sopctl.runner import RunResult
+
+    eng = submitted(world, monkeypatch)
+    change = eng.change(CID)
+    ev = eng.store.evidence_dir(CID) / "stage5"
+    ev.mkdir(parents=True)
+    incidents = [{"id": f"INC-{h}", "host": h, "what": "health breach", "rollback": {"succeeded": ok}}
+                 for h, ok in rollbacks.items()]
+    (ev / "incidents.json").write_text(json.dumps({"incidents": incidents}))
+    result = RunResult(status="failed", rc=2, ident="stage5-x", summary={"incidents": [i["id"] for i in incidents]})
+    assert eng._stage5_incidents(change, "eko", result) is expect_rolled_back
+    recs = world.audit_records(CID)
+    inc = [r for r in recs if r["type"] == "incident"]
+    assert len(inc) == 1 and inc[0]["count"] == len(incidents)
+    assert {i["host"]: i["rollback"] for i in inc[0]["incidents"]} == rollbacks
+    assert ("change_rolled_back" in [r["type"] for r in recs]) is expect_rolled_back
+
+
+def test_stage5_without_incidents_records_nothing(world, monkeypatch):
+    from sopctl.runner import RunResult
+
+    eng = submitted(world, monkeypatch)
+    result = RunResult(status="successful", rc=0, ident="stage5-x", summary={"incidents": []})
+    assert eng._stage5_incidents(eng.change(CID), "eko", result) is False
+    assert "incident" not in audit_types(world)
