@@ -324,20 +324,28 @@ def entry_type(mode):
 
 def scan_size(roots, excluder, one_file_system=False, missing=None):
     """Count entries and bytes (the check-mode report and the free-space estimate)."""
-    counts = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'special': 0, 'bytes': 0}
+    counts = new_counts()
     for _path, st in walk(roots, excluder, one_file_system, onerror=missing):
-        counts['entries'] += 1
-        kind = entry_type(st.st_mode)
-        if kind == 'file':
-            counts['files'] += 1
-            counts['bytes'] += st.st_size
-        elif kind == 'dir':
-            counts['dirs'] += 1
-        elif kind == 'symlink':
-            counts['symlinks'] += 1
-        else:
-            counts['special'] += 1
+        count_entry(counts, entry_type(st.st_mode), st)
     return counts
+
+
+def new_counts():
+    return {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'special': 0, 'bytes': 0}
+
+
+def count_entry(counts, kind, st):
+    """Add one walked entry of ``kind`` (entry_type) to ``counts`` (new_counts)."""
+    counts['entries'] += 1
+    if kind == 'file':
+        counts['files'] += 1
+        counts['bytes'] += st.st_size
+    elif kind == 'dir':
+        counts['dirs'] += 1
+    elif kind == 'symlink':
+        counts['symlinks'] += 1
+    else:
+        counts['special'] += 1
 
 
 def estimate_archive_bytes(counts):
@@ -1250,7 +1258,7 @@ def _tar_messages(stderr):
 
 def _write_list(list_path, roots, excluder, one_file_system, warnings):
     """Walk once: write the NUL separated name list for tar and return (counts, multi-linked files)."""
-    counts = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'special': 0, 'bytes': 0}
+    counts = new_counts()
     multi = set()
     try:
         handle = open(list_path, 'wb', buffering=CHUNK)
@@ -1266,18 +1274,9 @@ def _write_list(list_path, roots, excluder, one_file_system, warnings):
                 handle.write((os.fsencode(path.lstrip('/')) or b'.') + b'\0')
             except OSError as exc:
                 raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
-            counts['entries'] += 1
-            if kind == 'file':
-                counts['files'] += 1
-                counts['bytes'] += st.st_size
-                if st.st_nlink > 1:
-                    multi.add(path)
-            elif kind == 'dir':
-                counts['dirs'] += 1
-            elif kind == 'symlink':
-                counts['symlinks'] += 1
-            else:
-                counts['special'] += 1
+            count_entry(counts, kind, st)
+            if kind == 'file' and st.st_nlink > 1:
+                multi.add(path)
         handle.flush()
     except OSError as exc:
         raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
