@@ -16,8 +16,11 @@ import pytest
 from tests.integration.test_report_archive import CID, drive_change, ok
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM),
-                                reason="Debian chromium is not installed (the project's set-up installs it)")
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM),
+                                    reason="Debian chromium is not installed (the project's set-up installs it)")
+pytestmark = needs_chromium
+SECTIONS = ("summary", "timeline", "hosts", "approvals", "backup", "artifacts", "tests", "monitoring", "evaluation",
+            "compliance", "audit")
 
 
 def chromium(tmp_path, *args):
@@ -55,6 +58,17 @@ class Collect(HTMLParser):
             self.h2[-1] += data
 
 
+def rendered_report(tmp_path, uri):
+    """The report's DOM after headless Chromium rendered it, checked to have every section."""
+    dom = chromium(tmp_path, "--dump-dom", uri)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parsed = Collect()
+    parsed.feed(dom.stdout)
+    for section in SECTIONS:
+        assert section in parsed.ids, section
+    return dom, parsed
+
+
 @pytest.mark.parametrize("lang", ["id"])
 def test_report_renders_in_headless_chromium(tmp_path, lang):
     (tmp_path / "w").mkdir()
@@ -65,13 +79,7 @@ def test_report_renders_in_headless_chromium(tmp_path, lang):
     assert not re.search(r"(?i)(src|href)\s*=\s*[\"']?\s*(https?:)?//", source)
     assert not re.search(r"(?i)url\(|@import", source)
 
-    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    parsed = Collect()
-    parsed.feed(dom.stdout)
-    for section in ("summary", "timeline", "hosts", "approvals", "backup", "artifacts", "tests", "monitoring",
-                    "evaluation", "compliance", "audit"):
-        assert section in parsed.ids, section
+    dom, parsed = rendered_report(tmp_path, page.as_uri())
     assert [h.split(".")[0] for h in parsed.h2] == [str(i) for i in range(1, 12)]
     assert "Evaluasi" in dom.stdout and "Kepatuhan" in dom.stdout and "tidak tersedia" in dom.stdout
     assert parsed.tables >= 10 and parsed.rows >= 60
