@@ -90,22 +90,29 @@ def validate_label(label):
 
 
 def sha256_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return sha256_fd(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def sha256_fd(fd, size):
+    """SHA-256 of what is left to read from ``fd``; ``size`` is the expected size (a hint only)."""
     digest = hashlib.sha256()
-    with open(path, 'rb', buffering=0) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size <= SMALL_FILE:
-            data = handle.read(size + 1)
-            while data:
-                digest.update(data)
-                data = handle.read(CHUNK)
-            return digest.hexdigest()
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while True:
-            count = handle.readinto(buf)
-            if not count:
-                break
-            digest.update(view[:count])
+    if size <= SMALL_FILE:
+        data = os.read(fd, size + 1)
+        while data:
+            digest.update(data)
+            data = os.read(fd, CHUNK)
+        return digest.hexdigest()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while True:
+        count = os.readv(fd, [buf])
+        if not count:
+            break
+        digest.update(view[:count])
     return digest.hexdigest()
 
 
@@ -1448,12 +1455,16 @@ def extract(archive_path, kind, root, xattrs=True, names=None):
             archive_path, root, (tar_err or tar_out).decode('utf-8', 'replace').strip()[-2000:]))
 
 
-def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=True):
-    """Differences between a manifest entry and the filesystem object at ``path`` (list of str)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return ['missing']
+def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=True, st=None):
+    """Differences between a manifest entry and the filesystem object at ``path`` (list of str).
+
+    ``st``: the object's lstat result when the caller has it already.
+    """
+    if st is None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return ['missing']
     problems = []
     expected = entry['type']
     actual = entry_type(st.st_mode)
@@ -1471,7 +1482,7 @@ def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=
             problems.append('size %d, expected %d' % (st.st_size, entry['size']))
         elif hash_content:
             try:
-                digest = sha256_file(path)
+                digest = _sha256_path(path, st.st_size)
             except (OSError, IOError) as exc:
                 problems.append('unreadable: %s' % exc)
             else:
@@ -1489,6 +1500,14 @@ def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=
     return problems
 
 
+def _sha256_path(path, size):
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    try:
+        return sha256_fd(fd, size)
+    finally:
+        os.close(fd)
+
+
 def _relocate(path, root):
     if root in ('/', ''):
         return path
@@ -1502,11 +1521,11 @@ def _walk_extracted(top, roots):
         parts = [p for p in root.split('/') if p]
         for i in range(1, len(parts)):
             ancestors.add('/' + '/'.join(parts[:i]))
-    excluder = Excluder([])
-    for path, st in walk([top], excluder):
+    cut = len(top.rstrip('/'))
+    for path, st in walk([top], Excluder([])):
         if path == top:
             continue
-        original = '/' + os.path.relpath(path, top)
+        original = path[cut:]
         yield original, st, original in ancestors and stat.S_ISDIR(st.st_mode)
 
 
@@ -1522,22 +1541,11 @@ def verify_snapshot(snapshot_dir, tmpdir=None, keep_temp=False, record_result=Tr
               'files_hashed': 0, 'mismatches': [], 'mismatch_count': 0, 'missing_count': 0,
               'extra_count': 0, 'owner_checked': os.geteuid() == 0}
     failures = []
+    checker = _FileCheck(snapshot_dir, record)  # re-hashes while the test extraction runs
     try:
-        hashes = check_files(snapshot_dir, record)
-    except BackupError as exc:
-        hashes = {}
-        failures.append(exc.msg)
-    result['hashes'] = hashes
-    result['archive_ok'] = bool(hashes.get('archive', {}).get('ok'))
-    result['manifest_ok'] = bool(hashes.get('manifest', {}).get('ok'))
-    if 'packages' in hashes:
-        result['packages_ok'] = hashes['packages']['ok']
-    for key, value in sorted(hashes.items()):
-        if not value['ok']:
-            failures.append('%s %s sha256 mismatch: %s, recorded %s' % (
-                key, value['path'], value['sha256'], value['expected_sha256']))
-    if not failures:
-        _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check)
+        _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check, checker)
+    finally:
+        failures[:0] = checker.wait(result)
     result['verdict'] = 'passed' if not failures else 'failed'
     result['passed'] = not failures
     result['failures'] = failures
@@ -1566,7 +1574,55 @@ def verify_snapshot(snapshot_dir, tmpdir=None, keep_temp=False, record_result=Tr
     return changed, result
 
 
-def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check):
+class _FileCheck(object):
+    """``check_files`` in a thread; ``wait`` fills the result's hash fields and returns the failures."""
+
+    def __init__(self, snapshot_dir, record):
+        self.snapshot_dir = snapshot_dir
+        self.record = record
+        self.hashes = {}
+        self.failures = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.hashes = check_files(self.snapshot_dir, self.record)
+        except BackupError as exc:
+            self.error = exc.msg
+        except (OSError, IOError) as exc:
+            self.error = 're-hashing the snapshot files failed: %s' % exc
+        finally:
+            if self.error is None and not self.hashes:
+                # anything else (a bug) must not look like a pass
+                self.error = 're-hashing the snapshot files did not finish'
+
+    def wait(self, result):
+        if self.failures is None:
+            self.thread.join()
+            failures = [self.error] if self.error else []
+            hashes = self.hashes
+            result['hashes'] = hashes
+            result['archive_ok'] = bool(hashes.get('archive', {}).get('ok'))
+            result['manifest_ok'] = bool(hashes.get('manifest', {}).get('ok'))
+            if 'packages' in hashes:
+                result['packages_ok'] = hashes['packages']['ok']
+            for key, value in sorted(hashes.items()):
+                if not value['ok']:
+                    failures.append('%s %s sha256 mismatch: %s, recorded %s' % (
+                        key, value['path'], value['sha256'], value['expected_sha256']))
+            self.failures = failures
+        return self.failures
+
+
+def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, space_check, checker):
+    """Extract into a temporary directory and compare it with the manifest, once ``checker`` passed.
+
+    The extraction runs while ``checker`` re-hashes archive and manifest; when a hash does not match,
+    the extraction's outcome is discarded (the hash failure is the verdict) and nothing is compared.
+    """
     manifest_path = os.path.join(snapshot_dir, record['manifest']['name'])
     archive_path = os.path.join(snapshot_dir, record['archive']['name'])
     need = record['totals']['bytes'] + record['totals']['entries'] * 4096
@@ -1581,13 +1637,18 @@ def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, spa
     result['temp_dir'] = temp if keep_temp else None
     try:
         with _TermGuard():
+            extract_error = None
             try:
                 extract(archive_path, compression_of(record['archive']['name']), temp,
                         xattrs=record.get('xattrs', True))
-                result['extract_ok'] = True
             except BackupError as exc:
-                failures.append(exc.msg)
+                extract_error = exc.msg
+            if checker.wait(result):
                 return
+            if extract_error:
+                failures.append(extract_error)
+                return
+            result['extract_ok'] = True
             _compare_tree(manifest_path, temp, result, failures)
     finally:
         if not keep_temp:
@@ -1631,22 +1692,24 @@ def _compare_tree(manifest_path, temp, result, failures):
         disk = _walk_extracted(temp, header.get('paths') or [])
         cur = _next_disk(disk)
         for entry in entries:
-            key = path_key(entry['path'])
-            while cur is not None and path_key(cur[0]) < key:
-                if not cur[2]:
-                    result['extra_count'] += 1
-                    if len(details) < DETAIL_LIMIT:
-                        details.append({'path': cur[0], 'problems': ['not in the manifest']})
-                cur = _next_disk(disk)
-            if cur is None or cur[0] != entry['path']:
+            path = entry['path']
+            if cur is not None and cur[0] != path:  # the common case (same order) needs no sort keys
+                key = path_key(path)
+                while cur is not None and cur[0] != path and path_key(cur[0]) < key:
+                    if not cur[2]:
+                        result['extra_count'] += 1
+                        if len(details) < DETAIL_LIMIT:
+                            details.append({'path': cur[0], 'problems': ['not in the manifest']})
+                    cur = _next_disk(disk)
+            if cur is None or cur[0] != path:
                 result['missing_count'] += 1
                 if len(details) < DETAIL_LIMIT:
-                    details.append({'path': entry['path'], 'problems': ['missing after extraction']})
+                    details.append({'path': path, 'problems': ['missing after extraction']})
                 continue
-            problems = compare_entry(entry, _relocate(entry['path'], temp), check_owner=owner,
-                                     check_mtime=entry['type'] in ('file', 'hardlink'))
+            is_file = entry['type'] in ('file', 'hardlink')
+            problems = compare_entry(entry, temp + path, check_owner=owner, check_mtime=is_file, st=cur[1])
             result['entries_compared'] += 1
-            if entry['type'] in ('file', 'hardlink'):
+            if is_file:
                 result['files_hashed'] += 1
             if problems:
                 result['mismatch_count'] += 1
