@@ -500,6 +500,90 @@ class _CompressorGone(Exception):
     pass
 
 
+class _Flusher(object):
+    """Push the archive's dirty pages to disk while it is being written, so the final fsync is short."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(self.INTERVAL):
+            try:
+                os.fdatasync(self.fd)
+            except OSError:
+                return  # the final fsync reports any real error
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
+class _FollowHash(object):
+    """SHA-256 of a file while another process appends to it (read from the page cache as it grows).
+
+    ``finish`` is called once the writer has exited, the rest is read up to the end; ``result``
+    returns the digest of the whole file.
+    """
+
+    POLL = 0.02
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.writer_done = threading.Event()
+        self.worker = _Background(self._run)
+
+    def _run(self):
+        digest = hashlib.sha256()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        try:
+            while True:
+                done = self.writer_done.is_set()  # read before reading: a last read after it sees everything
+                count = os.readv(self.fd, [buf])
+                if count:
+                    digest.update(view[:count])
+                elif done:
+                    return digest.hexdigest()
+                else:
+                    time.sleep(self.POLL)
+        finally:
+            os.close(self.fd)
+
+    def finish(self):
+        self.writer_done.set()
+
+    def result(self):
+        return self.worker.result()
+
+
+class _Background(object):
+    """Run ``func(*args)`` in a thread; ``result()`` joins and returns its value or raises its error."""
+
+    def __init__(self, func, *args):
+        self.value = self.error = None
+        self.thread = threading.Thread(target=self._run, args=(func, args))
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, func, args):
+        try:
+            self.value = func(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self.error = exc
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 # --------------------------------------------------------------------------- snapshot
 
 def snapshot_dirs(dest, label):
@@ -743,6 +827,8 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                 writer = _PipeWriter(archive_fd, None)
             stderr_box = []
             reader = None
+            flusher = _Flusher(archive_fd) if do_fsync else None
+            follower = _FollowHash(archive_path)
             if proc:
                 reader = threading.Thread(target=lambda: stderr_box.append(proc.stderr.read()))
                 reader.daemon = True
@@ -762,6 +848,14 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                     if do_fsync:
                         os.fsync(manifest.fileno())
                 writer.flush()
+                if proc:
+                    proc.stdin.close()
+                    rc = proc.wait()
+                    reader.join()
+                    if rc != 0:
+                        raise BackupError('the compressor %s failed (exit %d) writing %s: %s' % (
+                            kind, rc, archive_path,
+                            (b''.join(stderr_box)).decode('utf-8', 'replace').strip()))
             except _CompressorGone as gone:
                 if not proc:
                     raise BackupError('writing %s failed: %s' % (archive_path, gone.args[0])) from None
@@ -773,25 +867,21 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                     kind, archive_path, (b''.join(stderr_box)).decode('utf-8', 'replace').strip()
                     or 'broken pipe')) from None
             except BaseException:
-                if proc:
+                if proc and proc.poll() is None:
                     proc.kill()
                     proc.wait()
                 raise
-            if proc:
-                proc.stdin.close()
-                rc = proc.wait()
-                reader.join()
-                if rc != 0:
-                    raise BackupError('the compressor %s failed (exit %d) writing %s: %s' % (
-                        kind, rc, archive_path,
-                        (b''.join(stderr_box)).decode('utf-8', 'replace').strip()))
+            finally:
+                if flusher:
+                    flusher.stop()
+                follower.finish()  # the writer (compressor or this process) has stopped writing
             if do_fsync:
                 os.fsync(archive_fd)
+            archive_sha = follower.result()
         finally:
             os.close(archive_fd)
         if names:
             os.unlink(names[1])
-        archive_sha = sha256_file(archive_path)
         archive_size = os.path.getsize(archive_path)
 
         pkg_entry = None
@@ -1305,12 +1395,15 @@ def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
     try:
         fd = proc.stdout.fileno()
         _set_pipe_size(fd)
+        buf = bytearray(CHUNK)  # one buffer for the whole stream: no allocation (and page faults) per read
+        view = memoryview(buf)
         while True:
-            data = os.read(fd, CHUNK)
-            if not data:
+            count = os.readv(fd, [buf])
+            if not count:
                 break
-            writer.write_large(memoryview(data))
-            tee.feed(memoryview(data))
+            chunk = view[:count]
+            writer.write_large(chunk)  # written out in full before the buffer is reused
+            tee.feed(chunk)
         rc = proc.wait()
     except BaseException:
         proc.kill()
@@ -1578,32 +1671,20 @@ class _FileCheck(object):
     """``check_files`` in a thread; ``wait`` fills the result's hash fields and returns the failures."""
 
     def __init__(self, snapshot_dir, record):
-        self.snapshot_dir = snapshot_dir
-        self.record = record
-        self.hashes = {}
+        self.task = _Background(check_files, snapshot_dir, record)
         self.failures = None
-        self.error = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.hashes = check_files(self.snapshot_dir, self.record)
-        except BackupError as exc:
-            self.error = exc.msg
-        except (OSError, IOError) as exc:
-            self.error = 're-hashing the snapshot files failed: %s' % exc
-        finally:
-            if self.error is None and not self.hashes:
-                # anything else (a bug) must not look like a pass
-                self.error = 're-hashing the snapshot files did not finish'
 
     def wait(self, result):
         if self.failures is None:
-            self.thread.join()
-            failures = [self.error] if self.error else []
-            hashes = self.hashes
+            failures = []
+            try:
+                hashes = self.task.result()  # anything but these (a bug) propagates: never a pass
+            except BackupError as exc:
+                hashes = {}
+                failures.append(exc.msg)
+            except (OSError, IOError) as exc:
+                hashes = {}
+                failures.append('re-hashing the snapshot files failed: %s' % exc)
             result['hashes'] = hashes
             result['archive_ok'] = bool(hashes.get('archive', {}).get('ok'))
             result['manifest_ok'] = bool(hashes.get('manifest', {}).get('ok'))

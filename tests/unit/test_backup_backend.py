@@ -148,3 +148,25 @@ def test_gnu_tar_and_python_writers_describe_the_same_tree(tmp_path, monkeypatch
         _changed, verdict = b.verify_snapshot(result["snapshot_dir"], record_result=False)
         assert verdict["verdict"] == "passed", verdict["failures"]
     assert manifests["gnu"] == manifests["python"]
+
+
+def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
+    """The archive hash is taken while the compressor writes; it must equal the finished file's hash."""
+    import hashlib
+    import subprocess
+    import sys
+
+    target = tmp_path / "growing.bin"
+    target.write_bytes(b"")
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time\n"
+        "with open(sys.argv[1], 'ab', buffering=0) as f:\n"
+        "    for i in range(40):\n"
+        "        f.write(os.urandom(70_001 + i))\n"
+        "        time.sleep(0.01 if i % 7 else 0.08)\n"), str(target)])
+    follower = b._FollowHash(str(target))
+    assert writer.wait(timeout=60) == 0
+    follower.finish()
+    data = target.read_bytes()
+    assert len(data) == sum(70_001 + i for i in range(40))
+    assert follower.result() == hashlib.sha256(data).hexdigest()
