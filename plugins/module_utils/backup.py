@@ -934,7 +934,8 @@ def _manifest_emitter(manifest):
     encode = json.JSONEncoder(separators=(',', ':'), check_circular=False).encode
 
     def emit(obj):
-        line = (encode(obj) + '\n').encode('utf-8', 'surrogateescape')
+        """Write one manifest line: a dict, or a line already encoded by ``_FILE_LINE``."""
+        line = (obj if obj.__class__ is str else encode(obj) + '\n').encode('utf-8', 'surrogateescape')
         digest.update(line)
         manifest.write(line)
         size[0] += len(line)
@@ -1144,6 +1145,11 @@ def _pax_records(data):
     return records
 
 
+_json_str = json.encoder.encode_basestring_ascii  # what JSONEncoder (ensure_ascii) uses for strings
+_FILE_LINE = ('{"path":%s,"type":"file","mode":"%s","uid":%d,"gid":%d,"owner":%s,"group":%s,"mtime":%d,'
+              '"size":%d,"sha256":"%s"}\n')
+
+
 class _TarTee(object):
     """Parse a tar stream chunk by chunk as it passes to the compressor; emit one manifest entry per member.
 
@@ -1170,6 +1176,9 @@ class _TarTee(object):
         self.ended = False
         self._pad = 0
         self.names = {}
+        self.ids = {}
+        self.modes = {}
+        self.quoted = {}
         self.totals = {'entries': 0, 'files': 0, 'dirs': 0, 'symlinks': 0, 'hardlinks': 0, 'special': 0,
                        'bytes': 0}
 
@@ -1235,47 +1244,47 @@ class _TarTee(object):
         if flag in (b'x', b'L', b'K', b'g'):
             self.state = (flag.decode(), size)
             self.need = size + ((-size) % BLOCK)
-            if flag == b'g':
-                self.state = ('g', size)  # global headers are ignored
             if size == 0:
                 self.state = 'header'
                 self.need = BLOCK
             return
         pax = self.pax
-        self.pax = {}
         if self.long_name is not None:
             path = self.long_name
         elif 'path' in pax:
             path = pax['path']
         else:
-            path = _cstr(name)
-            if magic[:5] == b'ustar' and prefix[:1] != b'\0':
-                path = _cstr(prefix) + b'/' + path
-        if self.long_link is not None:
-            link = self.long_link
-        else:
-            link = pax.get('linkpath', _cstr(linkname))
-        self.long_name = self.long_link = None
-        if 'size' in pax:
-            size = int(pax['size'])
+            path = name.partition(b'\0')[0]
+            if prefix[0] and magic[:5] == b'ustar':
+                path = prefix.partition(b'\0')[0] + b'/' + path
         kind = _TYPE_OF_FLAG.get(flag)
         if kind is None:
             raise BackupError('tar wrote a member of unexpected type %r for %s' % (flag, path))
-        uid = int(pax['uid']) if 'uid' in pax else _octal(uid)
-        gid = int(pax['gid']) if 'gid' in pax else _octal(gid)
-        mtime = int(float(pax['mtime'])) if 'mtime' in pax else _octal(mtime)
-        owner = self._text(pax['uname'] if 'uname' in pax else _cstr(uname))
-        group = self._text(pax['gname'] if 'gname' in pax else _cstr(gname))
+        if pax:
+            self.pax = {}
+            if 'size' in pax:
+                size = int(pax['size'])
+            uid = int(pax['uid']) if 'uid' in pax else _octal(uid)
+            gid = int(pax['gid']) if 'gid' in pax else _octal(gid)
+            mtime = int(float(pax['mtime'])) if 'mtime' in pax else _octal(mtime)
+            owner = self._text(pax['uname'] if 'uname' in pax else _cstr(uname))
+            group = self._text(pax['gname'] if 'gname' in pax else _cstr(gname))
+            xattr_names = sorted(k[13:] for k in pax if k.startswith('SCHILY.xattr.'))
+        else:  # the common case: plain ustar fields, mostly repeated (cached by their raw bytes)
+            uid, owner = self._id(uid, uname)
+            gid, group = self._id(gid, gname)
+            mtime = _octal(mtime)
+            xattr_names = None
         text = path.decode('utf-8', 'surrogateescape').rstrip('/')
-        entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind,
-                 'mode': '%04o' % (_octal(mode) & 0o7777), 'uid': uid, 'gid': gid,
-                 'owner': owner, 'group': group, 'mtime': mtime}
-        xattr_names = sorted(k[13:] for k in pax if k.startswith('SCHILY.xattr.'))
-        if xattr_names:
-            entry['xattrs'] = xattr_names
+        mode = self._mode(mode)
         totals = self.totals
         totals['entries'] += 1
         if kind == 'file':
+            self.long_name = self.long_link = None
+            entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind, 'mode': mode, 'uid': uid,
+                     'gid': gid, 'owner': owner, 'group': group, 'mtime': mtime}
+            if xattr_names:
+                entry['xattrs'] = xattr_names
             entry['size'] = size
             totals['files'] += 1
             totals['bytes'] += size
@@ -1289,6 +1298,15 @@ class _TarTee(object):
                 self._pad = 0
                 self._finish_file()
             return
+        if self.long_link is not None:
+            link = self.long_link
+        else:
+            link = pax.get('linkpath', _cstr(linkname))
+        self.long_name = self.long_link = None
+        entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind, 'mode': mode, 'uid': uid,
+                 'gid': gid, 'owner': owner, 'group': group, 'mtime': mtime}
+        if xattr_names:
+            entry['xattrs'] = xattr_names
         if size and kind != 'hardlink':
             raise BackupError('tar wrote data for the %s member %s' % (kind, entry['path']))
         if kind == 'hardlink':
@@ -1320,12 +1338,32 @@ class _TarTee(object):
             text = self.names[raw] = raw.decode('utf-8', 'surrogateescape')
         return text
 
+    def _id(self, number, name):
+        key = (number, name)
+        found = self.ids.get(key)
+        if found is None:
+            found = self.ids[key] = (_octal(number), self._text(_cstr(name)))
+        return found
+
+    def _mode(self, raw):
+        text = self.modes.get(raw)
+        if text is None:
+            text = self.modes[raw] = '%04o' % (_octal(raw) & 0o7777)
+        return text
+
     def _finish_file(self):
         entry = self.entry
-        entry['sha256'] = self.digest.hexdigest()
+        entry['sha256'] = sha = self.digest.hexdigest()
         if entry['path'] in self.multi:
-            self.linked[entry['path']] = (entry['sha256'], entry['size'])
-        self.emit(entry)
+            self.linked[entry['path']] = (sha, entry['size'])
+        if 'xattrs' in entry:
+            self.emit(entry)
+        else:  # the same JSON line as the encoder writes, without its per-call cost
+            quoted = self.quoted
+            owner = quoted.get(entry['owner']) or quoted.setdefault(entry['owner'], _json_str(entry['owner']))
+            group = quoted.get(entry['group']) or quoted.setdefault(entry['group'], _json_str(entry['group']))
+            self.emit(_FILE_LINE % (_json_str(entry['path']), entry['mode'], entry['uid'], entry['gid'], owner,
+                                    group, entry['mtime'], entry['size'], sha))
         self.entry = self.digest = None
         self.skip = self._pad
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import tarfile
 
@@ -88,6 +89,9 @@ def _gnu_tar_tree(root) -> list:
     os.link(root / "odd", root / "odd-link")
     os.symlink("odd" + "/x" * 60, root / "long-symlink")
     os.mkfifo(root / "pipe")
+    # names the manifest line writer must escape exactly like the JSON encoder
+    (root / 'q"uote\\back\tslash \u00e9\u4e2d').write_bytes(b"odd name\n")
+    (root.joinpath(os.fsdecode(b"latin1-\xe9"))).write_bytes(b"not utf-8\n")
     excluder = b.Excluder([])
     return [path for path, _st in b.walk([str(root)], excluder)]
 
@@ -100,10 +104,19 @@ def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chu
 
     paths = _gnu_tar_tree(tmp_path / "tree")
     names = tmp_path / "names"
-    names.write_bytes(b"".join(p.lstrip("/").encode() + b"\0" for p in paths))
+    names.write_bytes(b"".join(os.fsencode(p.lstrip("/")) + b"\0" for p in paths))
     stream = subprocess.run(b.tar_create_cmd(b.gnu_tar(), str(names)), stdout=subprocess.PIPE, check=True).stdout
     entries = []
-    tee = b._TarTee(entries.append, {str(tmp_path / "tree" / "odd")})
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+    def collect(obj) -> None:
+        if isinstance(obj, str):  # a pre-formatted file line: byte for byte what the encoder writes
+            parsed = json.loads(obj)
+            assert obj == encode(parsed) + "\n"
+            obj = parsed
+        entries.append(obj)
+
+    tee = b._TarTee(collect, {str(tmp_path / "tree" / "odd")})
     view = memoryview(stream)
     for start in range(0, len(view), chunk):
         tee.feed(view[start:start + chunk])
