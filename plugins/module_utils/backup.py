@@ -1277,14 +1277,15 @@ class _TarTee(object):
             xattr_names = None
         text = path.decode('utf-8', 'surrogateescape').rstrip('/')
         mode = self._mode(mode)
+        link = self.long_link
+        self.long_name = self.long_link = None
+        entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind, 'mode': mode, 'uid': uid,
+                 'gid': gid, 'owner': owner, 'group': group, 'mtime': mtime}
+        if xattr_names:
+            entry['xattrs'] = xattr_names
         totals = self.totals
         totals['entries'] += 1
         if kind == 'file':
-            self.long_name = self.long_link = None
-            entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind, 'mode': mode, 'uid': uid,
-                     'gid': gid, 'owner': owner, 'group': group, 'mtime': mtime}
-            if xattr_names:
-                entry['xattrs'] = xattr_names
             entry['size'] = size
             totals['files'] += 1
             totals['bytes'] += size
@@ -1298,15 +1299,8 @@ class _TarTee(object):
                 self._pad = 0
                 self._finish_file()
             return
-        if self.long_link is not None:
-            link = self.long_link
-        else:
+        if link is None:
             link = pax.get('linkpath', _cstr(linkname))
-        self.long_name = self.long_link = None
-        entry = {'path': '/' if text in ('', '.') else '/' + text, 'type': kind, 'mode': mode, 'uid': uid,
-                 'gid': gid, 'owner': owner, 'group': group, 'mtime': mtime}
-        if xattr_names:
-            entry['xattrs'] = xattr_names
         if size and kind != 'hardlink':
             raise BackupError('tar wrote data for the %s member %s' % (kind, entry['path']))
         if kind == 'hardlink':
