@@ -1541,10 +1541,11 @@ def _tar_has_xattrs():
     return _XATTR_SUPPORT[0]
 
 
-def extract(archive_path, kind, root, xattrs=True, names=None):
+def extract(archive_path, kind, root, xattrs=True, names=None, track=None):
     """Pipe the archive through the decompressor into GNU tar -x; raise BackupError on failure.
 
     ``names``: a file of NUL separated member names; only those members are extracted.
+    ``track``: called with each process started (so another thread can stop the extraction).
     """
     is_root = os.geteuid() == 0
     cmd = tar_extract_cmd(root, xattrs, same_owner=is_root)
@@ -1554,7 +1555,11 @@ def extract(archive_path, kind, root, xattrs=True, names=None):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     dec = None
     try:
+        if track:
+            track(tar)
         dec, raw = _decompress_popen(archive_path, kind, tar.stdin)
+        if dec and track:
+            track(dec)
         if raw is not None:
             with raw:
                 try:
@@ -1703,8 +1708,35 @@ class _FileCheck(object):
     """``check_files`` in a thread; ``wait`` fills the result's hash fields and returns the failures."""
 
     def __init__(self, snapshot_dir, record):
-        self.task = _Background(check_files, snapshot_dir, record)
+        self.lock = threading.Lock()
+        self.procs = []
+        self.stopped = False
         self.failures = None
+        self.task = _Background(self._check, snapshot_dir, record)
+
+    def _check(self, snapshot_dir, record):
+        try:
+            hashes = check_files(snapshot_dir, record)
+        except BaseException:
+            self._stop()
+            raise
+        if not all(value['ok'] for value in hashes.values()):
+            self._stop()
+        return hashes
+
+    def track(self, proc):
+        """Register a process of the test extraction; it is killed as soon as a hash does not match."""
+        with self.lock:
+            self.procs.append(proc)
+            if self.stopped:
+                proc.kill()
+
+    def _stop(self):
+        with self.lock:
+            self.stopped = True
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
 
     def wait(self, result):
         if self.failures is None:
@@ -1753,7 +1785,7 @@ def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, spa
             extract_error = None
             try:
                 extract(archive_path, compression_of(record['archive']['name']), temp,
-                        xattrs=record.get('xattrs', True))
+                        xattrs=record.get('xattrs', True), track=checker.track)
             except BackupError as exc:
                 extract_error = exc.msg
             if checker.wait(result):

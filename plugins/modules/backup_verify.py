@@ -15,8 +15,9 @@ version_added: 0.1.0
 description:
   - Re-hashes the archive, manifest and package state of a snapshot made by M(itsop.change.backup_snapshot)
     and compares them with the snapshot record.
-  - Then extracts the archive with GNU tar into a fresh private temporary directory (the restore test) and
-    compares every extracted entry with the manifest (type, mode, owner and group when run as root, size,
+  - At the same time extracts the archive with GNU tar into a fresh private temporary directory (the restore
+    test). When a hash does not match, that is the verdict and the extracted tree is discarded unchecked.
+    Otherwise every extracted entry is compared with the manifest (type, mode, owner and group when run as root, size,
     SHA-256, mtime of files, symlink targets). Missing and unexpected entries fail the test.
   - Writes the verdict to C(verify.json) in the snapshot directory (used by M(itsop.change.backup_prune) to
     protect the newest verified snapshot). The verdict is also returned and the module fails when it is not

@@ -181,9 +181,14 @@ def test_flipped_byte_in_archive_fails_verify_and_restore(tmp_path: Path, src: P
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     archive.write_bytes(bytes(data))
-    verify = module("backup_verify", {"snapshot_path": snap["snapshot_dir"]}, tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    verify = module("backup_verify", {"snapshot_path": snap["snapshot_dir"], "tmpdir": str(scratch)}, tmp_path)
     assert verify["failed"] is True and verify["verdict"] == "failed" and verify["archive_ok"] is False
     assert "archive" in verify["msg"] and "sha256 mismatch" in verify["msg"]
+    # the extraction ran beside the re-hash; on a mismatch it is stopped and discarded, nothing compared
+    assert verify["extract_ok"] is False and verify["entries_compared"] == 0
+    assert verify["temp_base"] == str(scratch) and not list(scratch.iterdir())
     assert json.loads((Path(snap["snapshot_dir"]) / "verify.json").read_text())["verdict"] == "failed"
     restore = module("backup_restore", {"snapshot_path": snap["snapshot_dir"], "root": str(tmp_path / "alt")},
                      tmp_path)
