@@ -469,7 +469,6 @@ class _PipeWriter(object):
         self.fd = fd
         self.proc = proc
         self.buf = bytearray()
-        self.total = 0
 
     def write(self, data):
         self.buf += data
@@ -491,7 +490,6 @@ class _PipeWriter(object):
             while len(view):
                 count = os.write(self.fd, view)
                 view = view[count:]
-                self.total += count
         except (BrokenPipeError, OSError) as exc:
             raise _CompressorGone(exc) from None
 
@@ -1362,6 +1360,44 @@ class _TarTee(object):
         self.skip = self._pad
 
 
+_TEE = []
+
+
+def _kernel_tee():
+    """Linux tee(2) through ctypes: copy pipe to pipe inside the kernel, or None where it is missing."""
+    if not _TEE:
+        func = None
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            raw = libc.tee
+            raw.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
+            raw.restype = ctypes.c_ssize_t
+
+            def func(src, dst):
+                while True:
+                    count = raw(src, dst, CHUNK, 0)
+                    if count >= 0:
+                        return count
+                    err = ctypes.get_errno()
+                    if err != errno.EINTR:
+                        raise _CompressorGone(OSError(err, os.strerror(err)))
+        except (ImportError, OSError, AttributeError):
+            func = None
+        _TEE.append(func)
+    return _TEE[0]
+
+
+def _read_exact(fd, view):
+    got = 0
+    while got < len(view):
+        count = os.readv(fd, [view[got:]])
+        if not count:
+            raise BackupError('tar output ended inside data it had already written')
+        got += count
+    return got
+
+
 def _set_pipe_size(fd, size=CHUNK):
     try:
         import fcntl
@@ -1429,13 +1465,19 @@ def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
         _set_pipe_size(fd)
         buf = bytearray(CHUNK)  # one buffer for the whole stream: no allocation (and page faults) per read
         view = memoryview(buf)
+        dup = _kernel_tee() if writer.proc else None
         while True:
-            count = os.readv(fd, [buf])
+            if dup:
+                count = dup(fd, writer.fd)
+                if count:
+                    count = _read_exact(fd, view[:count])
+            else:
+                count = os.readv(fd, [buf])
+                if count:
+                    writer.write_large(view[:count])  # written out in full before the buffer is reused
             if not count:
                 break
-            chunk = view[:count]
-            writer.write_large(chunk)  # written out in full before the buffer is reused
-            tee.feed(chunk)
+            tee.feed(view[:count])
         rc = proc.wait()
     except BaseException:
         proc.kill()

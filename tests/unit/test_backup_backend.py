@@ -183,3 +183,24 @@ def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
     data = target.read_bytes()
     assert len(data) == sum(70_001 + i for i in range(40))
     assert follower.result() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.skipif(b.gnu_tar() is None or b.which("zstd") is None, reason="needs GNU tar and zstd")
+@pytest.mark.parametrize("kernel_tee", [True, False])
+def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, monkeypatch, kernel_tee: bool) -> None:
+    """tar's stream reaches zstd by tee(2) where it exists, else by write(); both give a verified snapshot."""
+    calls = []
+    if kernel_tee:
+        real = b._kernel_tee()
+        if real is None:
+            pytest.skip("tee(2) is not available here")
+        monkeypatch.setattr(b, "_TEE", [lambda src, dst: calls.append(1) or real(src, dst)])
+    else:
+        monkeypatch.setattr(b, "_TEE", [None])
+    paths = _gnu_tar_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "big").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several pipe-fulls
+    _changed, snap = b.create_snapshot([str(tmp_path / "tree")], str(tmp_path / "store"), "TEE", compression="zstd")
+    assert bool(calls) is kernel_tee
+    _changed, verify = b.verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path))
+    assert verify["verdict"] == "passed", verify["failures"]
+    assert verify["entries_compared"] == len(paths) + 1 == snap["entry_count"]
