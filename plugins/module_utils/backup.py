@@ -1364,7 +1364,11 @@ _TEE = []
 
 
 def _kernel_tee():
-    """Linux tee(2) through ctypes: copy pipe to pipe inside the kernel, or None where it is missing."""
+    """Linux tee(2) through ctypes: copy pipe to pipe inside the kernel, or None where it is missing.
+
+    The function returned gives the byte count (0 at the end of the input), None when the kernel
+    refuses the call (the caller then copies by itself), and raises _CompressorGone on a broken pipe.
+    """
     if not _TEE:
         func = None
         try:
@@ -1380,6 +1384,8 @@ def _kernel_tee():
                     if count >= 0:
                         return count
                     err = ctypes.get_errno()
+                    if err in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+                        return None  # not available here (old kernel, seccomp filter)
                     if err != errno.EINTR:
                         raise _CompressorGone(OSError(err, os.strerror(err)))
         except (ImportError, OSError, AttributeError):
@@ -1466,9 +1472,13 @@ def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
         buf = bytearray(CHUNK)  # one buffer for the whole stream: no allocation (and page faults) per read
         view = memoryview(buf)
         dup = _kernel_tee() if writer.proc else None
+        writer.flush()
         while True:
             if dup:
                 count = dup(fd, writer.fd)
+                if count is None:
+                    dup = None  # refused before anything was copied: copy by hand from here on
+                    continue
                 if count:
                     count = _read_exact(fd, view[:count])
             else:

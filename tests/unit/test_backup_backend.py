@@ -186,21 +186,26 @@ def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
 
 
 @pytest.mark.skipif(b.gnu_tar() is None or b.which("zstd") is None, reason="needs GNU tar and zstd")
-@pytest.mark.parametrize("kernel_tee", [True, False])
-def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, monkeypatch, kernel_tee: bool) -> None:
-    """tar's stream reaches zstd by tee(2) where it exists, else by write(); both give a verified snapshot."""
+@pytest.mark.parametrize("kernel_tee", ["used", "missing", "refused"])
+def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, monkeypatch, kernel_tee: str) -> None:
+    """tar's stream reaches zstd by tee(2) where it works, else by write(); each way gives a verified snapshot."""
     calls = []
-    if kernel_tee:
+    if kernel_tee == "used":
         real = b._kernel_tee()
         if real is None:
             pytest.skip("tee(2) is not available here")
         monkeypatch.setattr(b, "_TEE", [lambda src, dst: calls.append(1) or real(src, dst)])
+    elif kernel_tee == "refused":  # e.g. a seccomp filter: the first call reports the refusal
+        monkeypatch.setattr(b, "_TEE", [lambda src, dst: calls.append(1) and None])
     else:
         monkeypatch.setattr(b, "_TEE", [None])
     paths = _gnu_tar_tree(tmp_path / "tree")
     (tmp_path / "tree" / "big").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several pipe-fulls
     _changed, snap = b.create_snapshot([str(tmp_path / "tree")], str(tmp_path / "store"), "TEE", compression="zstd")
-    assert bool(calls) is kernel_tee
+    if kernel_tee == "used":
+        assert len(calls) > 3  # once per chunk
+    else:
+        assert len(calls) == {"missing": 0, "refused": 1}[kernel_tee]  # refused once, then plain writes
     _changed, verify = b.verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path))
     assert verify["verdict"] == "passed", verify["failures"]
     assert verify["entries_compared"] == len(paths) + 1 == snap["entry_count"]
