@@ -89,10 +89,11 @@ def validate_label(label):
                           "not starting with '.' or '-'" % (label,))
 
 
-def sha256_file(path):
-    fd = os.open(path, os.O_RDONLY)
+def sha256_file(path, size=None, follow=True):
+    """SHA-256 of a file; ``size`` when the caller knows it already, ``follow=False`` refuses a symlink."""
+    fd = os.open(path, os.O_RDONLY if follow else os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
     try:
-        return sha256_fd(fd, os.fstat(fd).st_size)
+        return sha256_fd(fd, os.fstat(fd).st_size if size is None else size)
     finally:
         os.close(fd)
 
@@ -1664,7 +1665,7 @@ def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=
             problems.append('size %d, expected %d' % (st.st_size, entry['size']))
         elif hash_content:
             try:
-                digest = _sha256_path(path, st.st_size)
+                digest = sha256_file(path, st.st_size, follow=False)
             except (OSError, IOError) as exc:
                 problems.append('unreadable: %s' % exc)
             else:
@@ -1680,14 +1681,6 @@ def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=
         if [os.major(st.st_rdev), os.minor(st.st_rdev)] != entry.get('rdev'):
             problems.append('device number differs')
     return problems
-
-
-def _sha256_path(path, size):
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-    try:
-        return sha256_fd(fd, size)
-    finally:
-        os.close(fd)
 
 
 def _relocate(path, root):
