@@ -17,18 +17,28 @@ import yaml
 from tests.helpers import REPO, VENV_BIN, base_env, run
 
 
-def shipped_files() -> list[str]:
-    """Files that go into the built collection (git-tracked or new, minus galaxy build_ignore)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.split("\n")
-    ignore = yaml.safe_load((REPO / "galaxy.yml").read_text())["build_ignore"]
-    out = []
-    for name in filter(None, listed):
-        top = name.split("/", 1)[0]
-        if top in ignore or name in ignore or not (REPO / name).exists():
-            continue
-        out.append(name)
-    return out
+def _git_files(*flags: str, cwd: Path = REPO) -> set[str]:
+    out = subprocess.run(["git", "ls-files", "-z", *flags], cwd=cwd, check=True, capture_output=True).stdout
+    return {name.decode("utf-8", "surrogateescape") for name in out.split(b"\0") if name}
+
+
+def build_collection(src: Path, out: Path) -> Path:
+    run([str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(src)])
+    (artifact,) = out.glob("itsop-change-*.tar.gz")
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def release_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The artifact ``ansible-galaxy collection build`` makes of this checkout as it is now
+    (after the demo, when the suite ran it first: .demo/ then holds keys, the store, backups)."""
+    return build_collection(REPO, tmp_path_factory.mktemp("build"))
+
+
+def shipped_files(artifact: Path) -> list[str]:
+    """Regular files inside the built collection, except the build's own MANIFEST/FILES."""
+    with tarfile.open(artifact) as tar:
+        return [m.name for m in tar.getmembers() if m.isfile() and m.name not in ("MANIFEST.json", "FILES.json")]
 
 
 def test_ruff_clean():
@@ -49,13 +59,13 @@ def test_sanity_ignore_files_empty():
         assert ignore.read_text().strip() == "", f"{ignore} must stay empty"
 
 
-def test_ansible_test_sanity():
+def test_ansible_test_sanity(release_artifact: Path):
     # A persistent copy keeps ansible-test's virtual environments between runs. It must lie outside
     # any git work tree: ansible-test lists files with git there, and would find none (ignored).
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "itsop-change-sanity"
     dest = cache / hashlib.sha256(str(REPO).encode()).hexdigest()[:12] / "ansible_collections" / "itsop" / "change"
     keep = {"tests/output"}
-    wanted = set(shipped_files()) | {f"tests/sanity/{p.name}" for p in (REPO / "tests" / "sanity").glob("ignore-*.txt")}
+    wanted = set(shipped_files(release_artifact)) | {f"tests/sanity/{p.name}" for p in (REPO / "tests" / "sanity").glob("ignore-*.txt")}
     if dest.exists():
         for path in sorted(dest.rglob("*"), reverse=True):
             rel = path.relative_to(dest).as_posix()
@@ -79,15 +89,82 @@ def test_ansible_test_sanity():
     assert proc.returncode == 0, "\n".join(errors[-200:]) or proc.stdout[-6000:] + proc.stderr[-6000:]
 
 
-def test_collection_builds_without_tests_or_ci(tmp_path: Path):
-    run([str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)])
-    (artifact,) = tmp_path.glob("itsop-change-*.tar.gz")
+PRIVATE_MARKERS = (b"PRIVATE KEY", b"SQLite format 3", b"$ANSIBLE_VAULT")
+
+
+def _check_release(artifact: Path, allowed: set[str]) -> list[str]:
+    """Problems with a built artifact: members that are not source files, private material."""
+    problems = []
     with tarfile.open(artifact) as tar:
+        for member in tar.getmembers():
+            if member.name in ("MANIFEST.json", "FILES.json"):
+                continue
+            if member.isdir():
+                continue
+            if not member.isfile():
+                problems.append(f"{member.name}: not a regular file ({member.type!r})")
+                continue
+            if member.name not in allowed:
+                problems.append(f"{member.name}: not a source file of the checkout (state or generated)")
+            data = tar.extractfile(member).read()
+            problems.extend(f"{member.name}: holds {marker.decode()}" for marker in PRIVATE_MARKERS if marker in data)
+    return problems
+
+
+def test_release_build_ships_no_state_or_secrets(release_artifact: Path):
+    """Build the real checkout (after the demo in a full run) and check every member: only files
+    git knows as source (tracked, or new and not ignored) and no private key, database or vault."""
+    allowed = _git_files("--cached", "--others", "--exclude-standard")
+    assert _check_release(release_artifact, allowed) == []
+    with tarfile.open(release_artifact) as tar:
         names = tar.getnames()
     assert "galaxy.yml" not in names and "MANIFEST.json" in names
-    for excluded in ("tests", "controller", "molecule", "inventories", "benchmarks", ".ci", ".venv", ".cache"):
+    for excluded in ("tests", "controller", "molecule", "inventories", "benchmarks", ".ci", ".venv", ".cache",
+                     ".demo", "scripts", "requirements"):
         assert not any(n == excluded or n.startswith(excluded + "/") for n in names), excluded
     assert any(n.startswith("roles/demo_app/") for n in names)
+    assert "plugins/module_utils/safe_input.py" in names
+
+
+def test_release_build_of_a_tree_full_of_state(tmp_path: Path):
+    """The state a demo, the tests and an operator leave in a checkout, planted into a copy of the
+    source tree (also where the suite did not run the demo): none of it may reach the artifact."""
+    src = tmp_path / "src"
+    tracked = _git_files("--cached")
+    for name in tracked:
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name, follow_symlinks=False)
+    key = b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    planted = {
+        ".demo/ssh/id_ed25519": key, ".demo/keys/audit.pem": key, ".demo/keys/budi.key": key,
+        ".demo/home/sopctl.db": b"SQLite format 3\0" + b"\0" * 64,
+        ".demo/backups/itsop-stg-1/snapshot.json": b"{}",
+        ".demo/reports/CHG-2026-0001.md": b"# report\n",
+        ".cache/aptrepo/Packages": b"Package: x\n",
+        ".venv/bin/python": b"#!/bin/sh\n",
+        "molecule/backup/.molecule/state.yml": b"a: 1\n",
+        "roles/backup/.secrets.yml": b"$ANSIBLE_VAULT;1.1;AES256\n00\n",
+        "roles/backup/files/id_rsa": key,
+        "plugins/modules/__pycache__/x.cpython-311.pyc": b"\0",
+        "docs/.draft.md": b"draft\n",
+        "notes.txt": b"root password hunter2\n",
+        "itsop-change-0.0.1.tar.gz": b"\0",
+    }
+    for name, data in planted.items():
+        path = src / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o600)
+    artifact = build_collection(src, tmp_path / "out")
+    assert _check_release(artifact, tracked) == []
+    with tarfile.open(artifact) as tar:
+        names = set(tar.getnames())
+    assert not names & set(planted), sorted(names & set(planted))
+    # what must be there is there: every plugin and role file that is tracked
+    for name in tracked:
+        if name.startswith(("plugins/", "roles/")) and name.endswith((".py", ".yml", ".j2", ".md")):
+            assert name in names, name
 
 
 def _plugins(kind: str) -> list[str]:
