@@ -27,8 +27,13 @@ description:
     hash and are signed with Ed25519 when O(signing_key) is set.
   - Nothing from C(no_log) tasks is recorded besides status and changed flag. Values under keys
     matching O(redact_patterns) are replaced by C(VALUE_REDACTED); C(extra_vars) and
-    C(ansible_env) are never recorded; vaulted values never appear decrypted in a record unless a
-    task prints them under a key that does not look secret and without C(no_log).
+    C(ansible_env) are never recorded. Vaulted values never appear decrypted in a record. The callback learns
+    every vaulted value the play can use (inventory and play variables, vars_files, extra vars,
+    task and role variables, vaulted values in results such as C(include_vars)) and replaces it
+    by C(VALUE_REDACTED) wherever it occurs, also inside longer text (module arguments, set_fact
+    results, loop items, command output), nested or in loops. Vaulted values shorter than 4
+    characters are not searched for; a value transformed before use (e.g. C(b64encode)) is not
+    recognised.
   - Verify a log offline with C(sopctl audit verify PATH --public-key KEY.pub). The record format
     is documented in C(docs/audit-log.md) of the collection.
   - Without O(log_dir) the callback disables itself with a warning.
@@ -167,6 +172,18 @@ from ansible.module_utils.common.text.converters import to_text  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 from ansible.release import __version__ as ansible_version  # noqa: E402
 
+try:  # ansible-core >= 2.19: vaulted values are EncryptedString objects or tagged VaultedValue
+    from ansible.parsing.vault import VaultHelper
+except ImportError:  # pragma: no cover - older ansible-core (the collection requires 2.19)
+    VaultHelper = None
+try:  # values of a whole-file vault carry no VaultedValue tag, only the Origin of their file
+    from ansible._internal._datatag._tags import Origin
+except ImportError:  # pragma: no cover - a later ansible-core may move it: inline vaults still work
+    Origin = None
+
+_VAULT_FILES = {}
+_INCLUDE_VARS = frozenset(("include_vars", "ansible.builtin.include_vars", "ansible.legacy.include_vars"))
+
 from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (  # noqa: E402
     AuditLogError,
     AuditWriter,
@@ -181,6 +198,72 @@ _SUMMARY_KEYS = ("msg", "rc", "failed_when_result", "attempts", "retries", "ansi
                  "finished", "started", "censored", "skip_reason", "false_condition")
 _CLI_KEYS = ("check", "diff", "verbosity", "forks", "limit", "tags", "skip_tags", "become",
              "become_user", "remote_user", "inventory", "connection", "start_at_task", "step")
+
+
+def vault_plaintext(value):
+    """The decrypted text of a vaulted value (EncryptedString or VaultedValue-tagged), else None.
+
+    A value that cannot be decrypted yields None: its plaintext cannot reach a result either.
+    """
+    try:
+        if VaultHelper is not None and VaultHelper.get_ciphertext(value, with_tags=False) is not None:
+            return to_text(str(value))
+        if isinstance(value, str) and from_vault_file(value):
+            return to_text(str(value))
+    except Exception:  # noqa: BLE001 - undecryptable or a marker: nothing to learn
+        return None
+    return None
+
+
+def from_vault_file(value):
+    """True when a (tagged) string was read from a vault-encrypted file (e.g. group_vars/vault.yml,
+    vars_files or include_vars of a file made with ansible-vault encrypt)."""
+    if Origin is None:
+        return False
+    origin = Origin.get_tag(value)
+    path = getattr(origin, "path", None)
+    if not path:
+        return False
+    known = _VAULT_FILES.get(path)
+    if known is None:
+        try:
+            with open(path, "rb") as handle:
+                known = handle.read(64).lstrip().startswith(b"$ANSIBLE_VAULT;")
+        except (IOError, OSError):
+            known = False
+        _VAULT_FILES[path] = known
+    return known
+
+
+def collect_vaulted(value, redactor, _depth=0, _seen=None):
+    """Walk variables and teach ``redactor`` every vaulted plaintext found; return the count."""
+    if _seen is None:
+        _seen = set()
+    if _depth > 32 or value is None:
+        return 0
+    vt = type(value)
+    if vt is int or vt is bool or vt is float:
+        return 0
+    if vt is str:  # untagged: neither vaulted nor from a file
+        return 0
+    plaintext = vault_plaintext(value)
+    if plaintext is not None:
+        return 1 if redactor.add_secret(plaintext) else 0
+    found = 0
+    if isinstance(value, dict) or isinstance(value, (list, tuple, set, frozenset)):
+        if id(value) in _seen:
+            return 0
+        _seen.add(id(value))
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            found += collect_vaulted(item, redactor, _depth + 1, _seen)
+    return found
+
+
+#: variables that never hold vaulted values but are large (facts, inventory structure)
+_SCAN_SKIP = frozenset(("ansible_facts", "hostvars", "groups", "group_names", "ansible_play_hosts",
+                        "ansible_play_hosts_all", "ansible_play_batch", "play_hosts",
+                        "ansible_local", "omit"))
 
 
 def _extra_var_ids(raw_list):
@@ -227,6 +310,7 @@ class CallbackModule(CallbackBase):
         self._play = None
         self._play_info_cache = None
         self._task_cache = {}
+        self._roles_scanned = set()
         self._stamp = {}
         self._options_ready = False
         self._prev_handlers = {}
@@ -244,7 +328,7 @@ class CallbackModule(CallbackBase):
                                   "[callback_audit_log] log_dir); audit logging is DISABLED for this run")
             self.disabled = True
             return
-        self.redactor = Redactor(patterns=self.get_option("redact_patterns"))
+        self.redactor = Redactor(patterns=self.get_option("redact_patterns"), secret_probe=vault_plaintext)
         self.record_results = self.get_option("record_results")
         operator = default_operator()
         if self.get_option("operator"):
@@ -276,6 +360,7 @@ class CallbackModule(CallbackBase):
                     "cli": self._cli_summary(cli), "pid": self._pid,
                     "signed": self.writer.key_id is not None, "key_id": self.writer.key_id,
                     "redaction": {"patterns": list(self.redactor.patterns),
+                                  "vaulted_values": "replaced wherever they occur",
                                   "not_recorded": ["extra_vars", "ansible_env", "no_log results"]}})
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -356,6 +441,49 @@ class CallbackModule(CallbackBase):
             os.kill(os.getpid(), signum)
 
     # ------------------------------------------------------------------ helpers
+    def _scrub(self, text):
+        return self.redactor.scrub(text) if self.redactor is not None else text
+
+    def _learn_play_secrets(self, play):
+        """Teach the redactor every vaulted value the play's hosts can use (group/host vars,
+        play vars and vars_files, extra vars), before any result of the play is recorded."""
+        if self.redactor is None:
+            return
+        try:
+            manager = play.get_variable_manager()
+            inventory = getattr(manager, "_inventory", None)
+            hosts = inventory.get_hosts(play.hosts) if inventory is not None else []
+        except Exception as exc:  # noqa: BLE001 - a broken pattern fails the play itself
+            self._display.vv("itsop.change.audit_log: cannot list the play's hosts: %s" % to_text(exc))
+            return
+        seen = set()
+        for host in hosts or [None]:
+            self._learn_host_secrets(play, host, seen)
+
+    def _learn_host_secrets(self, play, host, seen=None):
+        try:
+            variables = play.get_variable_manager().get_vars(play=play, host=host, include_hostvars=False)
+        except Exception as exc:  # noqa: BLE001 - the engine reports broken variables itself
+            self._display.vv("itsop.change.audit_log: cannot read variables: %s" % to_text(exc))
+            return
+        for name, value in variables.items():
+            if name not in _SCAN_SKIP:
+                collect_vaulted(value, self.redactor, _seen=seen)
+
+    def _learn_task_secrets(self, task):
+        """Vaulted values in task vars and the task's role (vars, defaults, parameters)."""
+        if self.redactor is None:
+            return
+        sources = [getattr(task, "vars", None)]
+        role = getattr(task, "_role", None)
+        if role is not None and id(role) not in self._roles_scanned:
+            self._roles_scanned.add(id(role))
+            for attr in ("_role_vars", "_default_vars", "_role_params"):
+                sources.append(getattr(role, attr, None))
+        for source in sources:
+            if source:
+                collect_vaulted(source, self.redactor)
+
     def _task_info(self, task):
         uuid = task._uuid
         static = self._task_cache.get(uuid)
@@ -366,7 +494,7 @@ class CallbackModule(CallbackBase):
                 path = None
             static = (to_text(task.action), to_text(path) if path else None)
             self._task_cache[uuid] = static
-        info = {"name": to_text(task.get_name()), "uuid": uuid, "action": static[0]}
+        info = {"name": self._scrub(to_text(task.get_name())), "uuid": uuid, "action": static[0]}
         if static[1]:
             info["path"] = static[1]
         return info
@@ -395,6 +523,10 @@ class CallbackModule(CallbackBase):
             rec["loop"] = True
         if no_log:
             rec["no_log"] = True
+            if task.action in _INCLUDE_VARS and self._play is not None and self.redactor is not None:
+                # Ansible hides the result of a vaulted include_vars; its values are now host
+                # variables, which later tasks may print: learn them before any such record
+                self._learn_host_secrets(self._play, result.host)
             return rec
         if item and status != "retry":
             # the label (loop_control.label, else the item) is what the operator chose to show;
@@ -424,7 +556,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
-        self._play_info_cache = {"name": to_text(play.get_name()), "uuid": play._uuid}
+        self._learn_play_secrets(play)
+        self._play_info_cache = {"name": self._scrub(to_text(play.get_name())), "uuid": play._uuid}
         self._task_cache = {}
         try:
             extra = play.get_variable_manager().extra_vars
@@ -440,9 +573,11 @@ class CallbackModule(CallbackBase):
                     "check_mode": bool(play.check_mode) if play.check_mode is not None else None})
 
     def v2_playbook_on_task_start(self, task, is_conditional):
+        self._learn_task_secrets(task)
         self._emit({"type": "task_start", "task": self._task_info(task), "play": self._play_info()})
 
     def v2_playbook_on_handler_task_start(self, task):
+        self._learn_task_secrets(task)
         self._emit({"type": "handler_task_start", "task": self._task_info(task),
                     "play": self._play_info()})
 

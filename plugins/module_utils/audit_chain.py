@@ -160,10 +160,20 @@ class Redactor:
       their value replaced by ``VALUE_REDACTED``;
     * keys in ``drop_keys`` get ``NOT_RECORDED``;
     * keys starting with ``_ansible_`` (Ansible internals) are left out;
-    * anything that is not a JSON type becomes its ``str()``; NaN/Infinity become strings.
+    * anything that is not a JSON type becomes its ``str()``; NaN/Infinity become strings;
+    * **known secret values** (``add_secret()``; the audit callback adds every vaulted value of the
+      play) are replaced wherever they occur inside any string or key, also when concatenated
+      with other text (``conn=VALUE_REDACTED``), nested or in loop items; each line of a
+      multi-line secret too. Values shorter than ``MIN_SECRET_LENGTH`` are not searched for
+      (they would blank ordinary text);
+    * ``secret_probe(value)``, when given, is asked about every value that is not a plain
+      ``str``/``int``/``bool``/``None``: when it returns a string, that is a secret's plaintext
+      (e.g. a vault-tagged value): the value is redacted and the secret learned.
     """
 
-    def __init__(self, patterns=None, drop_keys=None, max_depth=64):
+    MIN_SECRET_LENGTH = 4
+
+    def __init__(self, patterns=None, drop_keys=None, max_depth=64, secret_probe=None):
         patterns = DEFAULT_REDACT_PATTERNS if patterns is None else patterns
         self.patterns = tuple(p for p in patterns if p)
         self._rx = re.compile("|".join("(?:%s)" % p for p in self.patterns), re.IGNORECASE) \
@@ -171,6 +181,34 @@ class Redactor:
         self.drop_keys = frozenset(DEFAULT_DROP_KEYS if drop_keys is None else drop_keys)
         self.max_depth = max_depth
         self._cache = {}
+        self._secrets = set()
+        self._secret_rx = None
+        self._probe = secret_probe
+
+    def add_secret(self, text):
+        """Learn a secret value; return True when it is new (and will be searched for)."""
+        if not isinstance(text, str):
+            return False
+        text = str(text)
+        pieces = [text] + [line.strip() for line in text.splitlines()]
+        new = set(p for p in pieces if len(p) >= self.MIN_SECRET_LENGTH) - self._secrets
+        if not new:
+            return False
+        self._secrets |= new
+        # longest first, so a secret that contains another is replaced whole
+        ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
+        self._secret_rx = re.compile("|".join(re.escape(s) for s in ordered))
+        return True
+
+    @property
+    def secret_count(self):
+        return len(self._secrets)
+
+    def scrub(self, text):
+        """Replace every known secret value inside ``text``."""
+        if self._secret_rx is None:
+            return text
+        return self._secret_rx.sub(REDACTED, text)
 
     def key_action(self, key):
         """Return 0 (keep), 1 (redact value), 2 (drop value) or 3 (omit key) for a mapping key."""
@@ -193,14 +231,23 @@ class Redactor:
 
     def redact(self, value, _depth=0):
         vt = type(value)
-        if vt is str or vt is bool or vt is int or value is None:
+        if vt is str:
+            return value if self._secret_rx is None else self._secret_rx.sub(REDACTED, value)
+        if vt is bool or vt is int or value is None:
             return value
         if _depth > self.max_depth:
             return "NOT_RECORDED_TOO_DEEP"
+        if self._probe is not None:
+            plaintext = self._probe(value)
+            if plaintext is not None:
+                self.add_secret(plaintext)
+                return REDACTED
         if isinstance(value, dict):
             out = {}
             for key, item in value.items():
                 skey = key if isinstance(key, str) else str(key)
+                if self._secret_rx is not None:
+                    skey = self._secret_rx.sub(REDACTED, skey)
                 action = self.key_action(skey)
                 if action == 0:
                     out[skey] = self.redact(item, _depth + 1)
@@ -216,7 +263,7 @@ class Redactor:
                 return str(value)
             return value
         if isinstance(value, str):
-            return str(value)
+            return self.scrub(str(value))
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, int):
@@ -226,8 +273,8 @@ class Redactor:
         if isinstance(value, (set, frozenset)):
             return [self.redact(item, _depth + 1) for item in sorted(value, key=str)]
         if isinstance(value, bytes):
-            return value.decode("utf-8", "replace")
-        return str(value)
+            return self.scrub(value.decode("utf-8", "replace"))
+        return self.scrub(str(value))
 
 
 # --------------------------------------------------------------------------- keys

@@ -341,6 +341,69 @@ def test_planted_secrets_never_reach_any_log_file(tmp_path):
     assert fact["result"]["ansible_facts"]["app_token"] == "VALUE_REDACTED"
 
 
+def _encrypt(vault_pass: Path, name: str, value: str) -> str:
+    enc = run([str(VENV_BIN / "ansible-vault"), "encrypt_string", "--vault-password-file", str(vault_pass),
+               "--name", name, value])
+    assert "$ANSIBLE_VAULT" in enc.stdout and value not in enc.stdout
+    return enc.stdout
+
+
+def test_vaulted_values_are_redacted_wherever_they_travel(tmp_path):
+    """Issue 15 class 4: a vaulted value under a harmless name reaches module_args, set_fact
+    results, loop items, command output and task names; none of it may reach the log."""
+    secret = "Vt-" + SENTINEL
+    cert_lines = ["CERTLINE-one-" + SENTINEL[:8], "CERTLINE-two-" + SENTINEL[-8:]]
+    runtime = "Rt-" + SENTINEL[::-1]
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("correct horse battery staple\n")
+    inv_dir = tmp_path / "inv"
+    (inv_dir / "group_vars").mkdir(parents=True)
+    (inv_dir / "group_vars" / "all.yml").write_text(
+        "---\n" + _encrypt(vault_pass, "db_conn_value", secret)
+        + _encrypt(vault_pass, "db_cert_value", "\n".join(cert_lines)))
+    file_secret = "Fv-" + SENTINEL.upper()
+    (inv_dir / "host_vars").mkdir()
+    host_file = inv_dir / "host_vars" / "audit-a.yml"
+    host_file.write_text("---\nfile_vault_value: " + file_secret + "\n")
+    run([str(VENV_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_pass), str(host_file)])
+    runtime_file = tmp_path / "runtime.yml"
+    runtime_file.write_text("---\nruntime_value: " + runtime + "\n")
+    run([str(VENV_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_pass), str(runtime_file)])
+    assert runtime not in runtime_file.read_text()
+    local_inventory(inv_dir, hosts=("audit-a",))
+    log_dir = tmp_path / "logs"
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = ansible_playbook(PLAYBOOKS / "vault_travel.yml", "-i", str(inv_dir / "inventory.json"), "-v",
+                            "--vault-password-file", str(vault_pass), "-e", f"audit_test_dir={out}",
+                            "-e", f"audit_runtime_vars={runtime_file}", env=audit_env(log_dir), check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the values were really decrypted and used
+    assert (out / "audit-a-conn.txt").read_text().strip() == f"conn=db://app:{secret}@db"
+    assert f"runtime {runtime}!" in proc.stdout
+    log = only_log(log_dir)
+    data = log.read_text()
+    assert f"file {file_secret}." in proc.stdout
+    for plain in [secret, runtime, file_secret, *cert_lines]:
+        assert plain not in data, plain
+    assert sopctl("audit", "verify", str(log)).returncode == 0
+    results = {r["task"]["name"]: r for r in records(log) if r["type"] == "result" and r["status"] == "ok"}
+    args = results["Concatenated into a module argument"]["result"]["invocation"]["module_args"]
+    assert args["line"] == "conn=db://app:VALUE_REDACTED@db"  # the rest of the record is kept
+    facts = results["Nested and concatenated in set_fact"]["result"]["ansible_facts"]
+    assert facts["app_conn"] == "xVALUE_REDACTEDy"
+    assert facts["app_nested"] == {"level1": ["VALUE_REDACTED", {"inner": "pre-VALUE_REDACTED"}]}
+    assert "Task name carries VALUE_REDACTED" in results
+    assert results["Task name carries VALUE_REDACTED"]["result"]["msg"] == "message xVALUE_REDACTEDy"
+    runtime_rec = results["Value from the runtime vault file used in an argument"]
+    assert runtime_rec["result"]["msg"] == "runtime VALUE_REDACTED!"
+    assert results["Value from a whole-file vault in host_vars"]["result"]["msg"] == "file VALUE_REDACTED."
+    items = [r for r in records(log) if r["type"] == "result" and r["status"] == "item_ok"
+             and r["task"]["name"] == "In loop items and command output"]
+    assert sorted(r["item"] for r in items) == ["VALUE_REDACTED", "plain"]
+    assert any(r["result"]["stdout"] == "item-VALUE_REDACTED" for r in items)
+
+
 # ------------------------------------------------------------------ a real managed host
 
 @pytest.mark.integration

@@ -65,7 +65,8 @@ def test_ansible_test_sanity(release_artifact: Path):
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "itsop-change-sanity"
     dest = cache / hashlib.sha256(str(REPO).encode()).hexdigest()[:12] / "ansible_collections" / "itsop" / "change"
     keep = {"tests/output"}
-    wanted = set(shipped_files(release_artifact)) | {f"tests/sanity/{p.name}" for p in (REPO / "tests" / "sanity").glob("ignore-*.txt")}
+    wanted = set(shipped_files(release_artifact))
+    wanted |= {f"tests/sanity/{p.name}" for p in (REPO / "tests" / "sanity").glob("ignore-*.txt")}
     if dest.exists():
         for path in sorted(dest.rglob("*"), reverse=True):
             rel = path.relative_to(dest).as_posix()

@@ -291,3 +291,45 @@ def test_bad_key_files(tmp_path):
         ac.load_public_key(str(junk))
     res = ac.verify_log(junk, public_keys=[str(junk)])
     assert res.status == "unreadable" and res.exit_code == 2
+
+
+# ------------------------------------------------------------------ known secret values (issue 15, class 4)
+
+def test_known_secret_is_replaced_inside_any_text_key_and_nesting():
+    red = ac.Redactor()
+    assert red.add_secret("s3cr.t+(x)")  # regular-expression characters are taken literally
+    assert not red.add_secret("s3cr.t+(x)")  # already known
+    data = {"line": "conn=db://u:s3cr.t+(x)@h", "nested": {"l": ["s3cr.t+(x)", {"k": "a s3cr.t+(x) b"}]},
+            "s3cr.t+(x)": 1, "other": "s3crXt+(x)", "raw": b"b s3cr.t+(x)"}
+    out = red.redact(data)
+    assert out == {"line": "conn=db://u:VALUE_REDACTED@h",
+                   "nested": {"l": ["VALUE_REDACTED", {"k": "a VALUE_REDACTED b"}]},
+                   "VALUE_REDACTED": 1, "other": "s3crXt+(x)", "raw": "b VALUE_REDACTED"}
+    assert data["line"] == "conn=db://u:s3cr.t+(x)@h"  # the input is not modified
+
+
+def test_longer_secret_wins_and_each_line_of_a_multiline_secret_is_known():
+    red = ac.Redactor()
+    red.add_secret("abcd")
+    red.add_secret("abcdefgh")
+    assert red.redact("xabcdefghx abcd") == "xVALUE_REDACTEDx VALUE_REDACTED"
+    red.add_secret("-----BEGIN KEY-----\n  line-one-xyz\nline-two-xyz\n")
+    assert red.redact(["line-one-xyz", "pre line-two-xyz"]) == ["VALUE_REDACTED", "pre VALUE_REDACTED"]
+
+
+def test_short_secret_is_not_searched_for():
+    red = ac.Redactor()
+    assert not red.add_secret("abc")
+    assert red.secret_count == 0
+    assert red.redact("abc abc") == "abc abc"
+
+
+def test_secret_probe_learns_from_tagged_values():
+    class Tagged(str):
+        pass
+
+    red = ac.Redactor(secret_probe=lambda v: str(v) if isinstance(v, Tagged) else None)
+    out = red.redact({"a": Tagged("hidden-value"), "b": "later hidden-value here"})
+    assert out["a"] == "VALUE_REDACTED"
+    # dict order: the tagged value was seen first, so the plain copy after it is replaced too
+    assert out["b"] == "later VALUE_REDACTED here"
