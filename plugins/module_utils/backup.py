@@ -31,6 +31,7 @@ import errno
 import fnmatch
 import grp
 import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -45,6 +46,11 @@ import tempfile
 import threading
 import time
 import uuid
+
+from ansible_collections.itsop.change.plugins.module_utils.backup_tarscan import (
+    ArchiveRefused, MemberCheck, TarReader, shown)
+from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
+    InputError, load_json, read_regular_file)
 
 FORMAT_MANIFEST = 'itsop-backup-manifest/1'
 FORMAT_RECORD = 'itsop-backup-snapshot/1'
@@ -61,6 +67,14 @@ CHUNK = 1024 * 1024
 BLOCK = 512
 SMALL_FILE = 256 * 1024
 DETAIL_LIMIT = 50
+#: size limits of the small files read back from the store (the manifest's is the size recorded, or this)
+RECORD_LIMIT = 16 * 1024 * 1024
+VERIFY_LIMIT = 1024 * 1024
+MANIFEST_LIMIT = 4 * 1024 * 1024 * 1024
+#: record authentication: HMAC-SHA256 over the canonical JSON of the record, with this domain prefix
+RECORD_MAC_DOMAIN = b'itsop-backup-record/1\0'
+RECORD_KEY_MIN = 32
+SPARSE_EXAMPLES = 1000
 LABEL_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-')
 
 
@@ -115,6 +129,104 @@ def sha256_fd(fd, size):
             break
         digest.update(view[:count])
     return digest.hexdigest()
+
+
+def open_store_file(path, what, limit=None):
+    """Open a file read back from the backup store: ``(fd, fstat)`` of a regular file of at most ``limit`` bytes.
+
+    The same rule as ``safe_input.read_regular_file`` for files that are streamed instead of read at once
+    (archive, manifest): opened ``O_NONBLOCK`` and checked with ``fstat`` on the descriptor, so a FIFO,
+    device or directory put in the store is refused without blocking and the file checked is the file read.
+    """
+    try:
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):  # a device or FIFO is never even opened
+            raise BackupError('%s %s is not a regular file (%s); refusing to read it'
+                              % (what, path, entry_type(before.st_mode)), path=path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0))
+    except OSError as exc:
+        raise BackupError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc), path=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise BackupError('%s %s is not a regular file (%s); refusing to read it'
+                              % (what, path, entry_type(st.st_mode)), path=path)
+        if limit is not None and st.st_size > limit:
+            raise BackupError('%s %s is %d bytes, larger than the limit of %d bytes'
+                              % (what, path, st.st_size, limit), path=path)
+        import fcntl
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_store_json(path, what, limit):
+    """A small JSON document from the store (record, verify verdict): regular file, size limit, no duplicate keys."""
+    try:
+        return load_json(read_regular_file(path, limit=limit, what=what).decode('utf-8'), '%s %s' % (what, path))
+    except InputError as exc:
+        raise BackupError(str(exc), path=path) from None
+    except UnicodeDecodeError as exc:
+        raise BackupError('%s %s is not UTF-8 (byte %d)' % (what, path, exc.start), path=path) from None
+
+
+# --------------------------------------------------------------------------- record authentication
+
+def record_key_bytes(key):
+    """The record key as bytes; None when no key is configured. BackupError when it is too short."""
+    if key is None or key == '':
+        return None
+    raw = key.encode('utf-8') if isinstance(key, str) else bytes(key)
+    raw = raw.strip()
+    if len(raw) < RECORD_KEY_MIN:
+        raise BackupError('record_key is too short: %d characters, at least %d are needed (e.g. the output '
+                          'of "openssl rand -hex 32")' % (len(raw), RECORD_KEY_MIN))
+    return raw
+
+
+def _record_body(record):
+    body = dict(record)
+    body.pop('signature', None)
+    return RECORD_MAC_DOMAIN + json.dumps(body, sort_keys=True, separators=(',', ':'),
+                                          ensure_ascii=True).encode('ascii')
+
+
+def record_key_id(key):
+    """A short public name of a key (HMAC of a fixed text): tells which key signed, reveals nothing of it."""
+    return hmac.new(key, b'itsop-backup-record-key-id', hashlib.sha256).hexdigest()[:16]
+
+
+def sign_record(record, key):
+    """Add ``signature`` {alg, key_id, mac} to ``record`` (HMAC-SHA256 over everything else in it)."""
+    record.pop('signature', None)
+    record['signature'] = {'alg': 'HMAC-SHA256', 'key_id': record_key_id(key),
+                           'mac': hmac.new(key, _record_body(record), hashlib.sha256).hexdigest()}
+    return record
+
+
+def check_record_signature(record, key, path):
+    """Authenticate a loaded record; return True (checked), False (no key configured). BackupError when forged.
+
+    With a key, an unsigned record is refused: whoever can write the store could otherwise drop the
+    signature together with the rest.
+    """
+    sig = record.get('signature')
+    if key is None:
+        return False
+    if not isinstance(sig, dict) or sig.get('alg') != 'HMAC-SHA256' or not isinstance(sig.get('mac'), str):
+        raise BackupError('snapshot record %s is not signed, but a record key is configured: refusing it (an '
+                          'unsigned record can be rewritten by whoever can write the backup store)' % path,
+                          path=path)
+    expected = hmac.new(key, _record_body(record), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, sig['mac']):
+        kid = record_key_id(key)
+        other = ' (it names key %s, the configured key is %s)' % (sig.get('key_id'), kid) \
+            if sig.get('key_id') != kid else ''
+        raise BackupError('snapshot record %s fails its HMAC check%s: it was changed after the snapshot was '
+                          'taken, or signed with another key; refusing it' % (path, other), path=path)
+    return True
 
 
 def fsync_dir(path):
@@ -607,26 +719,33 @@ def snapshot_dirs(dest, label):
     return found
 
 
-def load_record(snapshot_dir):
+def load_record(snapshot_dir, key=None):
+    """The snapshot record of ``snapshot_dir``, authenticated with ``key`` (bytes) when one is given."""
+    return open_record(snapshot_dir, key)[0]
+
+
+def open_record(snapshot_dir, key=None):
+    """``(record, authenticated)``: the record, checked against ``key`` when one is configured."""
     path = os.path.join(snapshot_dir, RECORD_NAME)
     if os.path.basename(os.path.normpath(snapshot_dir)).startswith(INCOMPLETE_PREFIX):
         raise BackupError('%s is an incomplete snapshot (its run did not finish)' % snapshot_dir)
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except (OSError, IOError) as exc:
-        raise BackupError('cannot read snapshot record %s: %s' % (path, exc)) from None
-    except ValueError as exc:
-        raise BackupError('snapshot record %s is not valid JSON: %s' % (path, exc)) from None
+    record = read_store_json(path, 'snapshot record', RECORD_LIMIT)
     if not isinstance(record, dict) or record.get('format') != FORMAT_RECORD:
         raise BackupError('snapshot record %s has an unknown format' % path)
-    for key in ('archive', 'manifest', 'packages'):
-        name = (record.get(key) or {}).get('name')
-        if name is not None and (not name or '/' in name or name.startswith('.')):
-            raise BackupError('snapshot record %s names an invalid %s file %r' % (path, key, name))
+    for key_name in ('archive', 'manifest', 'packages'):
+        entry = record.get(key_name)
+        if entry is not None and not isinstance(entry, dict):
+            raise BackupError('snapshot record %s: %s is not an object' % (path, key_name))
+        name = (entry or {}).get('name')
+        if name is not None and (not isinstance(name, str) or not name or '/' in name or name.startswith('.')):
+            raise BackupError('snapshot record %s names an invalid %s file %r' % (path, key_name, name))
     if not (record.get('archive') or {}).get('name') or not (record.get('manifest') or {}).get('name'):
         raise BackupError('snapshot record %s lacks the archive or manifest entry' % path)
-    return record
+    authenticated = check_record_signature(record, key, path)
+    if record.get('snapshot_id') != os.path.basename(os.path.normpath(snapshot_dir)):
+        raise BackupError('snapshot record %s belongs to snapshot %r, not to the directory it is in; refusing it'
+                          % (path, record.get('snapshot_id')), path=path)
+    return record, authenticated
 
 
 def find_snapshot(dest=None, label=None, snapshot_id=None, snapshot_path=None):
@@ -709,16 +828,23 @@ def snapshot_result(record, snapshot_dir):
         'duration': record['duration'],
         'warnings': record.get('warnings', []),
         'host': record.get('host'),
+        'sparse_files': (record.get('sparse') or {}).get('count', 0),
+        'record_signed': isinstance(record.get('signature'), dict),
     }
 
 
 def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=None,
                     packages=True, xattrs=True, one_file_system=False, ignore_missing=False,
                     space_check=True, space_margin_percent=10, space_margin_mb=64,
-                    reuse_existing=False, do_fsync=True, check_mode=False):
-    """Create one snapshot; returns ``(changed, result)``. Raises BackupError on any failure."""
+                    reuse_existing=False, do_fsync=True, check_mode=False, record_key=None):
+    """Create one snapshot; returns ``(changed, result)``. Raises BackupError on any failure.
+
+    ``record_key``: the controller's record key (str); the record is then signed (HMAC-SHA256) and a
+    snapshot is only re-used when its record carries a valid signature.
+    """
     started = time.time()
     validate_label(label)
+    key = record_key_bytes(record_key)
     exclude = list(exclude or [])
     kind = resolve_compression(compression)
     if level is None:
@@ -740,11 +866,18 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
 
     wanted = {'paths': roots, 'exclude': sorted(set(exclude)), 'compression': kind,
               'one_file_system': one_file_system}
+    reuse_skipped = []
     if reuse_existing:
         for record, path in reversed(snapshot_dirs(dest, label)):
             if _options_of(record) == wanted:
+                if key is not None and not isinstance(record.get('signature'), dict):
+                    reuse_skipped.append('snapshot %s not re-used: its record is not signed and a record key is '
+                                         'configured' % record['snapshot_id'])
+                    continue
+                record, authenticated = open_record(path, key)  # a forged record fails here, loudly
                 result = snapshot_result(record, path)
                 result['reused'] = True
+                result['record_authenticated'] = authenticated
                 return False, result
 
     tool = gnu_tar()
@@ -765,18 +898,20 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
     work = os.path.join(label_dir, INCOMPLETE_PREFIX + snapshot_id)
     final = os.path.join(label_dir, snapshot_id)
     os.mkdir(work, 0o700)
-    warnings = []
+    warnings = list(reuse_skipped)
     try:
         with _TermGuard():
             names = None
+            sparse = _Sparse()
             if tool:
                 # one walk: the name list GNU tar archives, and the counts for the space check
                 list_path = os.path.join(work, LIST_NAME)
-                counts, multi = _write_list(list_path, roots, excluder, one_file_system, warnings)
+                counts, multi = _write_list(list_path, roots, excluder, one_file_system, warnings, sparse)
                 space = _space_check(counts, dest, space_check, space_margin_percent, space_margin_mb)
                 names = (tool, list_path, multi)
             record = _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs,
-                            do_fsync, label, snapshot_id, created, started, wanted, missing, names, warnings)
+                            do_fsync, label, snapshot_id, created, started, wanted, missing, names, warnings,
+                            sparse, key)
             os.rename(work, final)
             if do_fsync:
                 fsync_dir(label_dir)
@@ -786,6 +921,7 @@ def create_snapshot(paths, dest, label, exclude=None, compression='auto', level=
     result = snapshot_result(record, final)
     result['reused'] = False
     result['space'] = space
+    result['record_authenticated'] = key is not None
     return True, result
 
 
@@ -807,7 +943,7 @@ def _space_check(counts, dest, space_check, margin_percent, margin_mb):
 
 
 def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs, do_fsync,
-           label, snapshot_id, created, started, wanted, missing, names, warnings):
+           label, snapshot_id, created, started, wanted, missing, names, warnings, sparse, key=None):
     old_umask = os.umask(0o077)
     try:
         archive_name = ARCHIVE_NAMES[kind]
@@ -841,7 +977,7 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
                                                                           warnings, header)
                     else:
                         totals, manifest_sha, manifest_size = _stream(
-                            writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header)
+                            writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header, sparse)
                         writer.write(b'\0' * (BLOCK * 2))
                     manifest.flush()
                     if do_fsync:
@@ -895,6 +1031,9 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
             if manager is None:
                 warnings.append('no dpkg-query or rpm found: package state is empty')
 
+        if sparse.count:
+            warnings.append('%d sparse file(s) (e.g. %s) are archived and restored fully allocated: their holes '
+                            'become zeros on disk after a restore' % (sparse.count, sparse.paths[0]))
         finished = utc_now()
         record = {
             'format': FORMAT_RECORD,
@@ -918,13 +1057,29 @@ def _build(work, roots, excluder, one_file_system, kind, level, packages, xattrs
             'totals': totals,
             'warnings': warnings,
             'xattrs': bool(xattrs),
+            'sparse': {'count': sparse.count, 'paths': sparse.paths},
         }
+        if key is not None:
+            sign_record(record, key)
         write_json_atomic(os.path.join(work, RECORD_NAME), record, do_fsync)
         if do_fsync:
             fsync_dir(work)
         return record
     finally:
         os.umask(old_umask)
+
+
+class _Sparse(object):
+    """Files with holes seen by the walk: their count and the first SPARSE_EXAMPLES paths."""
+
+    def __init__(self):
+        self.count = 0
+        self.paths = []
+
+    def add(self, path):
+        self.count += 1
+        if len(self.paths) < SPARSE_EXAMPLES:
+            self.paths.append(path)
 
 
 def _manifest_emitter(manifest):
@@ -952,7 +1107,7 @@ def _stream_gnu(writer, manifest, names, xattrs, warnings, header):
     return totals, digest.hexdigest(), size[0]
 
 
-def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header):
+def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings, header, sparse):
     """Fallback without GNU tar: write the tar stream and the manifest in one pass in Python."""
     emit, digest, size = _manifest_emitter(manifest)
     emit(header)
@@ -992,6 +1147,8 @@ def _stream(writer, manifest, roots, excluder, one_file_system, xattrs, warnings
                 emit(entry)
                 continue
         if kind == 'file':
+            if st.st_size >= st.st_blocks * 512 + 4096:
+                sparse.add(path)
             sha = _stream_file(writer, path, st, member, mtime, uname, gname, xat, buf, view, warnings)
             entry['size'] = st.st_size
             entry['sha256'] = sha
@@ -1428,7 +1585,7 @@ def _tar_messages(stderr):
     return errors, warnings
 
 
-def _write_list(list_path, roots, excluder, one_file_system, warnings):
+def _write_list(list_path, roots, excluder, one_file_system, warnings, sparse):
     """Walk once: write the NUL separated name list for tar and return (counts, multi-linked files)."""
     counts = new_counts()
     multi = set()
@@ -1447,8 +1604,11 @@ def _write_list(list_path, roots, excluder, one_file_system, warnings):
             except OSError as exc:
                 raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
             count_entry(counts, kind, st)
-            if kind == 'file' and st.st_nlink > 1:
-                multi.add(path)
+            if kind == 'file':
+                if st.st_nlink > 1:
+                    multi.add(path)
+                if st.st_size >= st.st_blocks * 512 + 4096:  # at least a page not allocated: a hole
+                    sparse.add(path)
         handle.flush()
     except OSError as exc:
         raise BackupError('cannot write %s: %s' % (list_path, exc.strerror or exc)) from None
@@ -1509,13 +1669,13 @@ def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
 
 # --------------------------------------------------------------------------- reading back
 
-def iter_manifest(path):
-    """Yield the manifest's header, then its entries; raises BackupError on any damage."""
-    try:
-        handle = open(path, 'rb')
-    except (OSError, IOError) as exc:
-        raise BackupError('cannot read manifest %s: %s' % (path, exc)) from None
-    with handle:
+def iter_manifest(path, limit=None):
+    """Yield the manifest's header, then its entries; raises BackupError on any damage.
+
+    The manifest must be a regular file of at most ``limit`` bytes (default MANIFEST_LIMIT).
+    """
+    fd, _st = open_store_file(path, 'manifest', MANIFEST_LIMIT if limit is None else limit)
+    with os.fdopen(fd, 'rb') as handle:
         first = True
         ended = False
         for lineno, line in enumerate(handle, 1):
@@ -1551,21 +1711,28 @@ def check_files(snapshot_dir, record):
         if not entry:
             continue
         path = os.path.join(snapshot_dir, entry['name'])
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise BackupError('%s file %s is missing' % (key, path))
-        actual = sha256_file(path)
-        results[key] = {'path': path, 'expected_sha256': entry['sha256'], 'sha256': actual,
-                        'ok': actual == entry['sha256']}
+        fd, st = open_store_file(path, key)
+        try:
+            actual = sha256_fd(fd, st.st_size)
+        finally:
+            os.close(fd)
+        results[key] = {'path': path, 'expected_sha256': entry.get('sha256'), 'sha256': actual,
+                        'ok': actual == entry.get('sha256')}
     return results
 
 
 def _decompress_popen(archive_path, kind, stdout):
     cmd = decompressor_cmd(kind)
+    fd, _st = open_store_file(archive_path, 'archive')
+    handle = os.fdopen(fd, 'rb')
     if not cmd:
-        return None, open(archive_path, 'rb')
-    handle = open(archive_path, 'rb')
-    proc = subprocess.Popen(cmd, stdin=handle, stdout=stdout, stderr=subprocess.PIPE)
-    handle.close()
+        return None, handle
+    try:
+        proc = subprocess.Popen(cmd, stdin=handle, stdout=stdout, stderr=subprocess.PIPE)
+    finally:
+        handle.close()
     return proc, None
 
 
@@ -1594,48 +1761,133 @@ def _tar_has_xattrs():
     return _XATTR_SUPPORT[0]
 
 
-def extract(archive_path, kind, root, xattrs=True, names=None, track=None):
+class MemberScan(object):
+    """The one member check of verify and restore over a tar stream: ``feed`` chunks, then ``close``.
+
+    A strict tar reader (backup_tarscan.TarReader: only the POSIX subset the snapshot writes, every
+    header on which two tar readers could differ refused) hands each member to MemberCheck, which
+    matches it with the manifest entry at the same position and applies the rules that keep a restore
+    inside its root. ``extra``: a further per-member check (restore: the target on disk).
+    """
+
+    def __init__(self, manifest_path, allow_devices=True, extra=None):
+        entries = iter_manifest(manifest_path)
+        next(entries)
+        self.check = MemberCheck(entries, allow_devices=allow_devices, extra=extra)
+        self.reader = TarReader(self.check)
+        self.feed = self.reader.feed
+
+    @property
+    def count(self):
+        return self.check.count
+
+    def close(self):
+        self.reader.close()
+        self.check.finish()
+
+
+def refused_error(exc):
+    """BackupError for an ArchiveRefused (the member name in an escaped form)."""
+    details = {}
+    if exc.member is not None:
+        details['member'] = shown(exc.member)
+    return BackupError(exc.msg, **details)
+
+
+def _pump(src_fd, dst_fd, feed):
+    """Read ``src_fd`` to its end; every chunk is first checked by ``feed``, then written to ``dst_fd``.
+
+    The check comes first, so a member that is refused never reaches the process behind ``dst_fd``.
+    """
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while True:
+        count = os.readv(src_fd, [buf])
+        if not count:
+            return
+        chunk = view[:count]
+        feed(chunk)
+        if dst_fd is not None:
+            try:
+                while len(chunk):
+                    chunk = chunk[os.write(dst_fd, chunk):]
+            except OSError as exc:  # EPIPE: tar stopped early; its exit status and message tell why
+                raise _CompressorGone(exc) from None
+
+
+def _stop(*procs):
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+    for proc in procs:
+        if proc is not None:
+            proc.wait()
+
+
+def extract(archive_path, kind, root, xattrs=True, names=None, track=None, inspect=None):
     """Pipe the archive through the decompressor into GNU tar -x; raise BackupError on failure.
 
     ``names``: a file of NUL separated member names; only those members are extracted.
     ``track``: called with each process started (so another thread can stop the extraction).
+    ``inspect``: a MemberScan; the stream passes through it on its way to tar, and tar never gets a
+    chunk that holds a refused member (verify: the bytes checked are the bytes extracted).
+    GNU tar runs with ``LC_ALL=C`` so it writes names as the archive's bytes (no charset conversion).
     """
     is_root = os.geteuid() == 0
     cmd = tar_extract_cmd(root, xattrs, same_owner=is_root)
     if names:
         cmd += ['--no-recursion', '--null', '--no-unquote', '--verbatim-files-from', '-T', names]
-    tar = subprocess.Popen(cmd, stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err_file = tempfile.TemporaryFile()
+    tar = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=err_file, stderr=err_file,
+                           env=dict(os.environ, LC_ALL='C'))
     dec = None
+    refused = None
     try:
         if track:
             track(tar)
-        dec, raw = _decompress_popen(archive_path, kind, tar.stdin)
+        if inspect is None:
+            dec, raw = _decompress_popen(archive_path, kind, tar.stdin)
+        else:
+            dec, raw = _decompress_popen(archive_path, kind, subprocess.PIPE)
         if dec and track:
             track(dec)
-        if raw is not None:
-            with raw:
+        src = raw if raw is not None else (dec.stdout if inspect is not None else None)
+        if src is not None:
+            with src:
                 try:
-                    shutil.copyfileobj(raw, tar.stdin, CHUNK)
-                except BrokenPipeError:
+                    _pump(src.fileno(), tar.stdin.fileno(), inspect.feed if inspect is not None else _ignore)
+                    if inspect is not None:
+                        inspect.close()
+                except ArchiveRefused as exc:
+                    refused = exc
+                except _CompressorGone:
                     pass  # tar stopped early; its exit status and message tell why
+        if refused is not None:
+            _stop(tar, dec)
+            raise refused_error(refused)
         tar.stdin.close()
         tar.stdin = None
-        tar_out, tar_err = tar.communicate()
+        tar.wait()
         dec_err = b''
         if dec:
             dec_err = dec.stderr.read()
             dec.wait()
     except BaseException:
-        tar.kill()
-        if dec:
-            dec.kill()
+        _stop(tar, dec)
+        err_file.close()
         raise
+    err_file.seek(0)
+    tar_err = err_file.read()
+    err_file.close()
     if dec and dec.returncode != 0:
         raise BackupError('decompressing %s failed: %s' % (archive_path, dec_err.decode('utf-8', 'replace').strip()))
     if tar.returncode != 0:
         raise BackupError('tar could not extract %s into %s: %s' % (
-            archive_path, root, (tar_err or tar_out).decode('utf-8', 'replace').strip()[-2000:]))
+            archive_path, root, tar_err.decode('utf-8', 'replace').strip()[-2000:]))
+
+
+def _ignore(_chunk):
+    return None
 
 
 def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=True, st=None):
@@ -1705,16 +1957,20 @@ def _walk_extracted(top, roots):
 
 
 def verify_snapshot(snapshot_dir, tmpdir=None, keep_temp=False, record_result=True,
-                    check_mode=False, space_check=True):
-    """Re-hash, test-extract into a temporary directory and compare every entry with the manifest."""
+                    check_mode=False, space_check=True, record_key=None):
+    """Re-hash, test-extract into a temporary directory and compare every entry with the manifest.
+
+    ``record_key``: the controller's record key; a record without a valid signature then fails (raises).
+    """
     started = time.time()
-    record = load_record(snapshot_dir)
+    record, authenticated = open_record(snapshot_dir, record_key_bytes(record_key))
     result = {'snapshot_id': record['snapshot_id'], 'label': record['label'], 'snapshot_dir': snapshot_dir,
               'archive_sha256': record['archive']['sha256'], 'started': iso(utc_now()),
               'archive_ok': False, 'manifest_ok': False, 'packages_ok': None, 'extract_ok': False,
               'entries_expected': record['totals']['entries'], 'entries_compared': 0,
               'files_hashed': 0, 'mismatches': [], 'mismatch_count': 0, 'missing_count': 0,
-              'extra_count': 0, 'owner_checked': os.geteuid() == 0}
+              'extra_count': 0, 'owner_checked': os.geteuid() == 0, 'members_checked': 0,
+              'record_authenticated': authenticated, 'record_signed': isinstance(record.get('signature'), dict)}
     failures = []
     checker = _FileCheck(snapshot_dir, record)  # re-hashes while the test extraction runs
     try:
@@ -1734,12 +1990,11 @@ def verify_snapshot(snapshot_dir, tmpdir=None, keep_temp=False, record_result=Tr
                'failures': failures[:DETAIL_LIMIT]}
         path = os.path.join(snapshot_dir, VERIFY_NAME)
         old = None
-        if os.path.isfile(path):
+        if os.path.lexists(path):
             try:
-                with open(path) as handle:
-                    old = json.load(handle)
-            except (OSError, IOError, ValueError):
-                old = None
+                old = read_store_json(path, 'verify record', VERIFY_LIMIT)
+            except BackupError:
+                old = None  # rewritten below
         same = (isinstance(old, dict) and old.get('verdict') == doc['verdict']
                 and old.get('archive_sha256') == doc['archive_sha256'])
         if not same:
@@ -1829,8 +2084,11 @@ def _restore_test(snapshot_dir, record, tmpdir, keep_temp, result, failures, spa
         with _TermGuard():
             extract_error = None
             try:
+                # the same member check as a restore's (MemberScan), on the bytes tar extracts
+                scan = MemberScan(manifest_path, allow_devices=True)
                 extract(archive_path, compression_of(record['archive']['name']), temp,
-                        xattrs=record.get('xattrs', True), track=checker.track)
+                        xattrs=record.get('xattrs', True), track=checker.track, inspect=scan)
+                result['members_checked'] = scan.count
             except BackupError as exc:
                 extract_error = exc.msg
             if checker.wait(result):
@@ -1943,90 +2201,86 @@ def _unsafe_name(name):
 def scan_archive(archive_path, kind, manifest_path, root, allow_devices=False):
     """Check every member before anything is written; raise BackupError naming the first bad one.
 
-    Members must match the manifest one to one (same order), stay inside ``root`` (no absolute
-    names, no ``..``, nothing below a symlink member, no hard link out of the tree, no existing
-    symlink in ``root`` that leads outside it) and be of an allowed type.
+    The stream is read by the same strict reader and member check verify uses (MemberScan): members
+    must match the manifest one to one, stay inside ``root`` (no absolute names, no ``..``, nothing
+    below a symlink member, no hard link to or through a symlink member) and be of an allowed type;
+    any header two tar readers could read differently is refused. For an alternate root, the target
+    on disk is checked too (_DiskCheck): no parent of a name, no directory and no hard-link target
+    (nor any of its parents) may be a symlink that leads outside the root.
     """
+    real_root = os.path.realpath(root)
+    extra = _DiskCheck(root, real_root) if real_root != '/' else None
+    scan = MemberScan(manifest_path, allow_devices=allow_devices, extra=extra)
     proc, raw = _decompress_popen(archive_path, kind, subprocess.PIPE)
     stream = proc.stdout if proc else raw
-    symlinks = set()
-    checked_dirs = set()
-    real_root = os.path.realpath(root)
-    count = 0
     try:
-        entries = iter_manifest(manifest_path)
-        next(entries)
-        with tarfile.open(fileobj=stream, mode='r|', errorlevel=2) as tar:
-            for member in tar:
-                name = member.name
-                why = _unsafe_name(name)
-                if why:
-                    raise BackupError('refusing archive member %r: %s' % (name, why), member=name)
-                norm = os.path.normpath(name)
-                parts = norm.split('/')
-                for i in range(1, len(parts)):
-                    if '/'.join(parts[:i]) in symlinks:
-                        raise BackupError('refusing archive member %r: it lies below the symlink member %r'
-                                          % (name, '/'.join(parts[:i])), member=name)
-                if member.islnk():
-                    why = _unsafe_name(member.linkname)
-                    if why:
-                        raise BackupError('refusing hard link %r -> %r: target %s' % (name, member.linkname, why),
-                                          member=name)
-                    lparts = os.path.normpath(member.linkname).split('/')
-                    for i in range(1, len(lparts) + 1):
-                        if '/'.join(lparts[:i]) in symlinks:
-                            raise BackupError('refusing hard link %r -> %r: target goes through a symlink'
-                                              % (name, member.linkname), member=name)
-                elif member.issym():
-                    symlinks.add(norm)
-                elif member.ischr() or member.isblk():
-                    if not allow_devices:
-                        raise BackupError('refusing device file member %r; set allow_devices=true to '
-                                          'restore device nodes' % name, member=name)
-                elif not (member.isfile() or member.isdir() or member.isfifo()):
-                    raise BackupError('refusing archive member %r of unsupported type %r' % (name, member.type),
-                                      member=name)
-                if real_root != '/':
-                    _check_disk_parents(root, real_root, parts, checked_dirs, name)
-                entry = next(entries, None)
-                if entry is None or (entry['path'].lstrip('/') or '.') != norm:
-                    raise BackupError('archive member %r does not match the manifest (expected %r)' % (
-                        name, entry and entry['path']), member=name)
-                count += 1
-                tar.members = []  # stream mode would otherwise keep every member in memory
-            if next(entries, None) is not None:
-                raise BackupError('the archive has fewer members than the manifest lists')
-    except tarfile.TarError as exc:
-        raise BackupError('archive %s is not a readable tar stream: %s' % (archive_path, exc)) from None
+        _pump(stream.fileno(), None, scan.feed)
+        scan.close()
+    except ArchiveRefused as exc:
+        raise refused_error(exc) from None
     finally:
+        stream.close()
         if proc:
-            proc.stdout.close()
-            proc.kill()
-            proc.wait()
-        elif raw:
-            raw.close()
-    return count
+            _stop(proc)
+    if proc and proc.returncode not in (0, -9):
+        raise BackupError('decompressing %s failed: %s' % (
+            archive_path, proc.stderr.read().decode('utf-8', 'replace').strip()))
+    return scan.count
 
 
-def _check_disk_parents(root, real_root, parts, checked, name):
-    for i in range(1, len(parts)):
-        rel = '/'.join(parts[:i])
-        if rel in checked:
-            continue
-        checked.add(rel)
-        full = os.path.join(root, rel)
-        if os.path.islink(full):
-            real = os.path.realpath(full)
-            if not (real == real_root or real.startswith(real_root.rstrip('/') + '/')):
-                raise BackupError('refusing archive member %r: %s in the target is a symlink leading '
-                                  'outside %s' % (name, full, root), member=name)
+class _DiskCheck(object):
+    """Restore to an alternate root: refuse a member whose way into the root leaves it through a symlink.
+
+    Checks every parent directory of the member's name (and the name itself for a directory, which GNU
+    tar would otherwise follow and re-own) and, for a hard link, its target and all of the target's
+    parents: none may be a symlink whose resolution (every link followed) ends outside the root.
+    Results are cached per directory, so a tree costs one lstat per distinct directory.
+    """
+
+    def __init__(self, root, real_root):
+        self.root = os.fsencode(root)
+        self.real_root = os.fsencode(real_root)
+        self.inside = self.real_root.rstrip(b'/') + b'/'
+        self.checked = set()
+
+    def __call__(self, member):
+        self._walk(member.name, member.type == 'dir', member, False)
+        if member.type == 'hardlink':
+            self._walk(member.link, True, member, True)
+
+    def _walk(self, name, inclusive, member, is_target):
+        pos = name.find(b'/')
+        while True:
+            if pos == -1:
+                if not inclusive:
+                    return
+                head = name
+            else:
+                head = name[:pos]
+            if head not in self.checked:
+                self.checked.add(head)
+                full = self.root + b'/' + head
+                if os.path.islink(full):
+                    real = os.path.realpath(full)
+                    if real != self.real_root and not real.startswith(self.inside):
+                        what = 'archive member %r' % shown(member.name)
+                        if is_target:
+                            what = 'hard link %r -> %r' % (shown(member.name), shown(member.link))
+                        raise ArchiveRefused('refusing %s: %s in the target is a symlink leading outside %s'
+                                             % (what, shown(full), shown(self.root)), member.name)
+            if pos == -1:
+                return
+            pos = name.find(b'/', pos + 1)
 
 
-def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=False, force=False):
-    """Restore to ``root``; returns (changed, result). Nothing is written in check mode."""
+def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=False, force=False,
+                     record_key=None):
+    """Restore to ``root``; returns (changed, result). Nothing is written in check mode.
+
+    ``record_key``: the controller's record key; the record must then carry a valid signature.
+    """
     started = time.time()
-    record = load_record(snapshot_dir)
+    record, authenticated = open_record(snapshot_dir, record_key_bytes(record_key))
     root = os.path.normpath(os.path.abspath(root))
     hashes = check_files(snapshot_dir, record)
     for key in ('archive', 'manifest'):
@@ -2036,9 +2290,9 @@ def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=Fal
     archive_path = hashes['archive']['path']
     manifest_path = hashes['manifest']['path']
     kind = compression_of(record['archive']['name'])
+    members = scan_archive(archive_path, kind, manifest_path, root, allow_devices=allow_devices)
     if not check_mode:
         ensure_private_dir(root)
-    members = scan_archive(archive_path, kind, manifest_path, root, allow_devices=allow_devices)
 
     owner = os.geteuid() == 0
     created, modified = [], []
@@ -2068,15 +2322,25 @@ def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=Fal
         changed = bool(counts['create'] or counts['modify']) or force
         if changed and not check_mode:
             with _TermGuard():
+                # the stream passes the same member check again on its way to tar: the bytes extracted
+                # are the bytes checked, even if the archive file changed since the scan
                 extract(archive_path, kind, root, xattrs=record.get('xattrs', True),
-                        names=None if force else names)
+                        names=None if force else names,
+                        inspect=MemberScan(manifest_path, allow_devices=allow_devices))
     finally:
         os.unlink(names)
     result = {'snapshot_id': record['snapshot_id'], 'label': record['label'], 'snapshot_dir': snapshot_dir,
               'root': root, 'archive_sha256': record['archive']['sha256'], 'archive_ok': True,
               'members_checked': members, 'counts': counts, 'created': created, 'modified': modified,
               'restored': bool(changed and not check_mode),
+              'record_authenticated': authenticated, 'record_signed': isinstance(record.get('signature'), dict),
               'duration': round(time.time() - started, 3)}
+    sparse = (record.get('sparse') or {}).get('count', 0)
+    result['sparse_files'] = sparse
+    if sparse and changed:
+        result['notes'] = ['%d file(s) of the snapshot were sparse on the source (e.g. %s); files restored are '
+                           'written fully allocated (holes become zeros on disk)'
+                           % (sparse, ((record.get('sparse') or {}).get('paths') or ['?'])[0])]
     before = ''.join('%s: %s\n' % (m['path'], '; '.join(m['problems'])) for m in modified)
     before += ''.join('%s: missing\n' % p for p in created)
     after = ''.join('%s: as in snapshot %s\n' % (p, record['snapshot_id'])
@@ -2090,10 +2354,11 @@ def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=Fal
 
 def _verified(snapshot_dir, record):
     path = os.path.join(snapshot_dir, VERIFY_NAME)
+    if not os.path.lexists(path):
+        return False
     try:
-        with open(path) as handle:
-            doc = json.load(handle)
-    except (OSError, IOError, ValueError):
+        doc = read_store_json(path, 'verify record', VERIFY_LIMIT)
+    except BackupError:
         return False
     return (isinstance(doc, dict) and doc.get('verdict') == 'passed'
             and doc.get('archive_sha256') == record['archive']['sha256'])

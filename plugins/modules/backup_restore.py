@@ -60,6 +60,14 @@ options:
         differs).
     type: bool
     default: false
+  record_key:
+    description:
+      - The controller's record key (at least 32 characters, e.g. the output of C(openssl rand -hex 32)), normally
+        read from a file on the controller by the M(itsop.change.backup) role (C(backup_record_key_file)).
+      - When set, the snapshot record must carry a valid HMAC made with this key; a rewritten or unsigned record
+        is refused before anything is written.
+      - The key is never written to the result, the record, the archive or a log (C(no_log)).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -93,6 +101,32 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+escaped_names:
+  description:
+    - Present when a returned string held bytes that are not UTF-8 (a file name, usually). Such a string is
+      returned in an escaped form (each byte that is not UTF-8 as C(\\xNN)); this list gives, per escaped form,
+      the original bytes in base64, so the exact name is never lost.
+  returned: when a name was not UTF-8
+  type: list
+  elements: dict
+  sample: [{escaped: "/etc/app/bad-\\xff-name", base64: "L2V0Yy9hcHAvYmFkLf8tbmFtZQ=="}]
+record_authenticated:
+  description: The snapshot record's HMAC was checked with O(record_key) and matched (false when no key was given).
+  returned: success
+  type: bool
+record_signed:
+  description: The snapshot record carries an HMAC signature.
+  returned: success
+  type: bool
+sparse_files:
+  description: Files of the snapshot that were sparse on the source; a restore writes them fully allocated.
+  returned: success
+  type: int
+notes:
+  description: Remarks on what the restore did not keep as it was (sparse files written fully allocated).
+  returned: when there is something to say
+  type: list
+  elements: str
 snapshot_id:
   description: Id of the snapshot restored.
   returned: success
@@ -145,6 +179,7 @@ duration:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
     BackupError, find_snapshot, restore_snapshot)
+from ansible_collections.itsop.change.plugins.module_utils.backup_names import safe_result  # noqa: E402
 
 
 def main():
@@ -157,6 +192,7 @@ def main():
             root=dict(type='path', default='/'),
             allow_devices=dict(type='bool', default=False),
             force=dict(type='bool', default=False),
+            record_key=dict(type='str', no_log=True),
         ),
         mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
         required_one_of=[('snapshot_path', 'dest')],
@@ -167,15 +203,16 @@ def main():
     try:
         path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
         changed, result = restore_snapshot(path, root=p['root'], allow_devices=p['allow_devices'],
-                                           check_mode=module.check_mode, force=p['force'])
+                                           check_mode=module.check_mode, force=p['force'],
+                                           record_key=p['record_key'])
     except BackupError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(**safe_result(dict(exc.details, msg=exc.msg)))
     except (OSError, IOError) as exc:
-        module.fail_json(msg='restore to %s failed: %s' % (p['root'], exc))
+        module.fail_json(**safe_result({'msg': 'restore to %s failed: %s' % (p['root'], exc)}))
     diff = result.pop('diff')
     if module._diff and changed:
         result['diff'] = diff
-    module.exit_json(changed=changed, **result)
+    module.exit_json(**safe_result(dict(result, changed=changed)))
 
 
 if __name__ == '__main__':

@@ -114,6 +114,16 @@ options:
       - Flush archive, manifest and record to stable storage before the snapshot is published.
     type: bool
     default: true
+  record_key:
+    description:
+      - The controller's record key (at least 32 characters, e.g. the output of C(openssl rand -hex 32)), normally
+        read from a file on the controller by the M(itsop.change.backup) role (C(backup_record_key_file)).
+      - When set, C(snapshot.json) is signed with HMAC-SHA256 over its whole content (which holds the SHA-256 of the
+        archive, the manifest and the package state), so M(itsop.change.backup_verify) and
+        M(itsop.change.backup_restore) given the same key detect a rewritten record. With O(reuse_existing=true) only
+        a snapshot whose record carries a valid signature is re-used; a forged one fails the module.
+      - The key is never written to the result, the record, the archive or a log (C(no_log)).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -158,6 +168,28 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+escaped_names:
+  description:
+    - Present when a returned string held bytes that are not UTF-8 (a file name, usually). Such a string is
+      returned in an escaped form (each byte that is not UTF-8 as C(\\xNN)); this list gives, per escaped form,
+      the original bytes in base64, so the exact name is never lost.
+  returned: when a name was not UTF-8
+  type: list
+  elements: dict
+record_authenticated:
+  description: The record was signed with O(record_key) (or, when re-used, its signature was checked and matched).
+  returned: success and not check mode
+  type: bool
+record_signed:
+  description: The snapshot record carries an HMAC signature.
+  returned: success and not check mode
+  type: bool
+sparse_files:
+  description:
+    - Files that were sparse (at least one unallocated page) when backed up. They are archived with their holes as
+      zeros and a restore writes them fully allocated; a warning says so.
+  returned: success and not check mode
+  type: int
 snapshot_id:
   description: Id of the snapshot (UTC timestamp plus random suffix). Null in check mode.
   returned: success
@@ -274,6 +306,7 @@ space:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.backup import BackupError, create_snapshot  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils.backup_names import escaped, safe_result  # noqa: E402
 
 
 def main():
@@ -294,6 +327,7 @@ def main():
             space_margin_mb=dict(type='int', default=64),
             reuse_existing=dict(type='bool', default=False),
             fsync=dict(type='bool', default=True),
+            record_key=dict(type='str', no_log=True),
         ),
         supports_check_mode=True,
     )
@@ -305,15 +339,16 @@ def main():
             one_file_system=p['one_file_system'], ignore_missing=p['ignore_missing'],
             space_check=p['space_check'], space_margin_percent=p['space_margin_percent'],
             space_margin_mb=p['space_margin_mb'], reuse_existing=p['reuse_existing'], do_fsync=p['fsync'],
-            check_mode=module.check_mode)
+            check_mode=module.check_mode, record_key=p['record_key'])
     except BackupError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(**safe_result(dict(exc.details, msg=exc.msg)))
     except (OSError, IOError) as exc:
-        module.fail_json(msg='backup of %s to %s failed: %s' % (', '.join(p['paths']), p['dest'], exc))
+        module.fail_json(**safe_result({'msg': 'backup of %s to %s failed: %s' % (
+            ', '.join(p['paths']), p['dest'], exc)}))
     result['warnings_list'] = result.pop('warnings', [])
     for warning in result['warnings_list'][:20]:
-        module.warn(warning)
-    module.exit_json(changed=changed, **result)
+        module.warn(escaped(warning))
+    module.exit_json(**safe_result(dict(result, changed=changed)))
 
 
 if __name__ == '__main__':

@@ -64,6 +64,15 @@ options:
       - Fail the task when the verdict is not V(passed).
     type: bool
     default: true
+  record_key:
+    description:
+      - The controller's record key (at least 32 characters, e.g. the output of C(openssl rand -hex 32)), normally
+        read from a file on the controller by the M(itsop.change.backup) role (C(backup_record_key_file)).
+      - When set, the snapshot record must carry a valid HMAC made with this key. A record that was rewritten (for
+        example with new hashes for a changed archive) or that is not signed fails the module before anything is
+        compared.
+      - The key is never written to the result, the record, the archive or a log (C(no_log)).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -94,6 +103,30 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+escaped_names:
+  description:
+    - Present when a returned string held bytes that are not UTF-8 (a file name, usually). Such a string is
+      returned in an escaped form (each byte that is not UTF-8 as C(\\xNN)); this list gives, per escaped form,
+      the original bytes in base64, so the exact name is never lost.
+  returned: when a name was not UTF-8
+  type: list
+  elements: dict
+  sample: [{escaped: "/etc/app/bad-\\xff-name", base64: "L2V0Yy9hcHAvYmFkLf8tbmFtZQ=="}]
+record_authenticated:
+  description: The snapshot record's HMAC was checked with O(record_key) and matched (false when no key was given).
+  returned: success
+  type: bool
+record_signed:
+  description: The snapshot record carries an HMAC signature.
+  returned: success
+  type: bool
+members_checked:
+  description:
+    - Archive members read by the same member check a restore uses (strict tar reader, one member per manifest
+      entry in the same order, same type and link targets, nothing below a symlink member); an archive a restore
+      would refuse fails verification.
+  returned: always
+  type: int
 verdict:
   description: V(passed) or V(failed).
   returned: always
@@ -202,6 +235,7 @@ temp_dir:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
     BackupError, find_snapshot, verify_snapshot)
+from ansible_collections.itsop.change.plugins.module_utils.backup_names import safe_result  # noqa: E402
 
 
 def main():
@@ -215,6 +249,7 @@ def main():
             keep_temp=dict(type='bool', default=False),
             record=dict(type='bool', default=True),
             fail_on_mismatch=dict(type='bool', default=True),
+            record_key=dict(type='str', no_log=True),
         ),
         mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
         required_one_of=[('snapshot_path', 'dest')],
@@ -225,16 +260,17 @@ def main():
     try:
         path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
         changed, result = verify_snapshot(path, tmpdir=p['tmpdir'], keep_temp=p['keep_temp'],
-                                          record_result=p['record'], check_mode=module.check_mode)
+                                          record_result=p['record'], check_mode=module.check_mode,
+                                          record_key=p['record_key'])
     except BackupError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        module.fail_json(**safe_result(dict(exc.details, msg=exc.msg)))
     except (OSError, IOError) as exc:
         module.fail_json(msg='verification failed: %s' % exc)
     if not result['passed'] and p['fail_on_mismatch']:
-        module.fail_json(msg='snapshot %s failed verification: %s' % (result['snapshot_id'],
-                                                                      '; '.join(result['failures'][:5])),
-                         changed=changed, **result)
-    module.exit_json(changed=changed, **result)
+        module.fail_json(**safe_result(dict(
+            result, changed=changed, msg='snapshot %s failed verification: %s' % (
+                result['snapshot_id'], '; '.join(result['failures'][:5])))))
+    module.exit_json(**safe_result(dict(result, changed=changed)))
 
 
 if __name__ == '__main__':

@@ -341,8 +341,18 @@ def _forge_snapshot(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes |
     archive = snap / "archive.tar"
     archive.write_bytes(raw.getvalue())
     manifest = snap / "manifest.jsonl"
-    entries = [{"path": "/" + info.name.lstrip("/"), "type": "file", "mode": "0644", "uid": 0, "gid": 0,
-                "mtime": 0, "size": info.size} for info, _ in members]
+    # the manifest says what the archive holds, as a forger who can write the store would write it
+    kinds = {tarfile.REGTYPE: "file", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
+             tarfile.CHRTYPE: "chardev", tarfile.DIRTYPE: "dir"}
+    entries = []
+    for info, _ in members:
+        item = {"path": "/" + info.name.lstrip("/"), "type": kinds[info.type], "mode": "0644", "uid": 0, "gid": 0,
+                "mtime": 0, "size": info.size}
+        if info.issym():
+            item["target"] = info.linkname
+        elif info.islnk():
+            item["link"] = "/" + info.linkname.lstrip("/")
+        entries.append(item)
     manifest.write_text("\n".join(json.dumps(e) for e in [
         {"format": "itsop-backup-manifest/1", "paths": ["/x"]}, *entries, {"end": True}]) + "\n")
     record = {"format": "itsop-backup-snapshot/1", "snapshot_id": snap.name, "label": "EVIL",
