@@ -75,6 +75,12 @@ class Member(object):
 
 
 def _octal(field, what, offset):
+    head = field[:-1]
+    if head.isdigit() and field[-1] in (0, 32):  # the common case: zero-padded digits and one terminator
+        try:
+            return int(head, 8)
+        except ValueError:
+            pass  # an 8 or a 9: refused below
     if field[:1] and field[0] & 0x80:
         if field[0] != 0x80:
             raise ArchiveRefused('tar header at byte %d: negative or oversized base-256 %s' % (offset, what))
@@ -92,14 +98,18 @@ def _octal(field, what, offset):
 
 def _checksum_ok(block):
     field = block[148:156]
-    try:
-        stored = _octal(field, 'checksum', 0)
-    except ArchiveRefused:
-        return False
-    data = block[:148] + b'        ' + block[156:]
-    unsigned = sum(data)
+    head = field[:6]
+    if head.isdigit() and field[6] in (0, 32) and b'8' not in head and b'9' not in head:  # "%06o\0 "
+        stored = int(head, 8)
+    else:
+        try:
+            stored = _octal(field, 'checksum', 0)
+        except ArchiveRefused:
+            return False
+    unsigned = sum(block) - sum(field) + 256  # the checksum field counts as eight spaces
     if stored == unsigned:
         return True
+    data = block[:148] + b'        ' + block[156:]
     return stored == unsigned - 256 * sum(1 for b in data if b > 127)  # old writers summed signed chars
 
 
@@ -192,14 +202,20 @@ class TarReader(object):
                 continue
             if self.ended:
                 return  # after the end marker: neither reader looks at it
-            take = min(self.need - len(self.pending), size - pos)
-            self.pending += view[pos:pos + take]
-            pos += take
-            self.offset += take
-            if len(self.pending) < self.need:
-                continue
-            data = bytes(self.pending)
-            self.pending = bytearray()
+            need = self.need
+            if not self.pending and size - pos >= need:  # the whole header is in this chunk
+                data = bytes(view[pos:pos + need])
+                pos += need
+                self.offset += need
+            else:
+                take = min(need - len(self.pending), size - pos)
+                self.pending += view[pos:pos + take]
+                pos += take
+                self.offset += take
+                if len(self.pending) < need:
+                    continue
+                data = bytes(self.pending)
+                self.pending = bytearray()
             if self.state is None:
                 self._header(data, self.offset - BLOCK)
             else:

@@ -199,6 +199,7 @@ DISAGREE = {
     "lone-zero-block": (reg(b"x/ok") + b"\0" * 512 + reg(b"evil/pwned"), "lone zero block"),
     "size-with-underscore": (hdr(b"x/ok", b"0", size_field=b"0000000_006\0") + pad(b"pwned\n"), "not plain octal"),
     "size-with-sign": (hdr(b"x/ok", b"0", size_field=b"+0000000006\0") + pad(b"pwned\n"), "not plain octal"),
+    "size-with-digit-8": (hdr(b"x/ok", b"0", size_field=b"00000000008\0") + pad(b"pwned\n"), "not plain octal"),
     "data-after-a-directory": (hdr(b"x/ok/", b"5", 512) + reg(b"evil/pwned", b"x" * 6)[:512] + b"\0" * 512,
                                "bytes of data on a member of type dir"),
     "file-name-with-trailing-slash": (reg(b"x/ok/"), "is not a directory"),
