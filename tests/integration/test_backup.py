@@ -451,3 +451,51 @@ def test_modules_run_through_ansible(tmp_path: Path, src: Path) -> None:
                 "itsop.change.backup_snapshot", "-a",
                 json.dumps({"paths": [str(src)], "dest": str(store), "label": "CHG-T10"})], env=base_env())
     assert "CHANGED" in proc.stdout and "archive_sha256" in proc.stdout
+
+
+def test_role_signs_records_with_the_controller_key_and_keeps_it_secret(tmp_path: Path, src: Path) -> None:
+    """Issue 15 (3): the role reads the key on the controller; the host gets a signed record, never the key."""
+    key = os.urandom(32).hex()
+    key_file = tmp_path / "record.key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    audit = tmp_path / "audit"
+    audit.mkdir(mode=0o700)
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars": {"ansible_python_interpreter": sys.executable,
+                 "backup_change_id": "CHG-KEY", "backup_paths": [str(src / "etc")],
+                 "backup_dest": str(tmp_path / "host"), "backup_store_dir": str(tmp_path / "ctl"),
+                 "backup_record_key_file": str(key_file),
+                 "backup_record_key_required": True},
+        "roles": ["itsop.change.backup"]}]))
+    env = base_env(ANSIBLE_CALLBACKS_ENABLED="itsop.change.audit_log", ITSOP_AUDIT_DIR=str(audit),
+                   ITSOP_CHANGE_ID="CHG-KEY")
+    proc = run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook), "-v"], env=env)
+    assert key not in proc.stdout + proc.stderr
+    records = list((tmp_path / "host" / "CHG-KEY").glob("*/snapshot.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["signature"]["alg"] == "HMAC-SHA256"
+    checklist = json.loads(next((tmp_path / "ctl").rglob("checklist.json")).read_text())
+    assert checklist["complete"] is True
+    everything = [p for p in tmp_path.rglob("*") if p.is_file() and p != key_file and p.suffix != ".zst"]
+    assert any(p.parent == audit for p in everything), "the audit log was not written"
+    for path in everything:
+        assert key.encode() not in path.read_bytes(), path
+    # a key file others can read is refused before anything runs
+    key_file.chmod(0o644)
+    bad = run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook)], env=env,
+              check=False)
+    assert bad.returncode != 0 and "readable only by its owner" in bad.stdout, bad.stdout[-2000:]
+
+
+def test_restore_through_ansible_reports_non_utf8_names_without_failing(tmp_path: Path, src: Path) -> None:
+    """Issue 15 (9): the controller refused the result ("invalid UTF8 string") after everything was restored."""
+    snap = _snapshot(tmp_path, src, label="CHG-T11")
+    alt = tmp_path / "alt"
+    proc = run([str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-m",
+                "itsop.change.backup_restore", "-a",
+                json.dumps({"snapshot_path": snap["snapshot_dir"], "root": str(alt)})], env=base_env(), check=False)
+    assert proc.returncode == 0 and "CHANGED" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "bad-\\xff-name" in proc.stdout and "escaped_names" in proc.stdout
+    assert os.path.isdir(os.fsencode(alt) + os.fsencode(src) + b"/etc/app/bad-\xff-name")
