@@ -8,14 +8,20 @@ Every change request, roster, policy file, checksum file and signature the colle
 ``sopctl`` reads goes through here, so the same rules hold everywhere:
 
 - ``read_regular_file(path, limit, what)``: only a regular file (a FIFO, device, socket or
-  directory is refused without blocking: the file is opened ``O_NONBLOCK`` and checked with
-  ``fstat`` on the open descriptor, so the file checked is the file read), at most ``limit``
-  bytes (refused before it is read, and again if it grows while being read).
+  directory is refused without being opened: ``stat`` before ``open``; then the file is opened
+  ``O_NONBLOCK | O_NOCTTY`` and checked again with ``fstat`` on the open descriptor, same device
+  and inode, so the file checked is the file read), at most ``limit`` bytes (refused before it
+  is read, and again if it grows while being read).
+- ``open_regular_file(path, limit, what)``: the same checks, returning the open descriptor
+  and its ``fstat`` for callers that stream a large file (artifact hashing).
 - ``load_yaml(text, source)``: YAML (and so JSON) with **no aliases or anchors** (a "billion
-  laughs" document is refused at its first alias, in bounded time and memory), **no duplicate
-  keys** (refused naming the key and both lines), a bounded nesting depth, and only plain
-  data types (the safe loader's tags).
-- ``load_json(text, source)``: JSON with duplicate keys refused.
+  laughs" document is refused at its first alias, in bounded time and memory), **no merge
+  keys**, **no duplicate keys** (refused naming the key and both lines), a bounded nesting
+  depth, and only plain data types (the safe loader's tags); a value the loader cannot build
+  (an integer of more than 4300 digits, a date such as 2026-13-45) is an ``InputError`` naming
+  its line, never another exception.
+- ``load_json(text, source)``: JSON with duplicate keys refused naming the key and both lines,
+  and the same bounded depth.
 
 Errors are ``InputError`` with a message that names the file and, where known, the line.
 """
@@ -25,12 +31,15 @@ __metaclass__ = type
 
 import errno
 import json
+import json.decoder
+import json.scanner
 import os
+import re
 import stat
 
 try:
     import yaml
-    from yaml.nodes import MappingNode, SequenceNode
+    from yaml.nodes import MappingNode
     HAS_YAML = True
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
@@ -45,35 +54,68 @@ class InputError(ValueError):
     """A file or document cannot be accepted; the message names what and where."""
 
 
-def read_regular_file(path, limit=DOCUMENT_LIMIT, what='file'):
-    """Return the bytes of ``path`` if it is a regular file of at most ``limit`` bytes."""
+def open_regular_file(path, limit=DOCUMENT_LIMIT, what='file'):
+    """Open ``path`` for reading if it is a regular file of at most ``limit`` bytes (None: no limit).
+
+    Returns ``(fd, st)``: the open descriptor (the caller closes it) and its ``fstat``. The path
+    is checked with ``stat`` *before* it is opened, so a device, FIFO or socket is never opened
+    (opening some devices acts on its own: a watchdog, a tape drive, a terminal), then opened
+    ``O_NONBLOCK | O_NOCTTY`` and checked again with ``fstat`` on the open descriptor: the file
+    read is the regular file that was checked (same device and inode).
+    """
     path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+        before = os.stat(path)
     except OSError as exc:
-        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc))
+        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
+    if not stat.S_ISREG(before.st_mode):
+        raise InputError('%s %s: not a regular file (%s); refusing to read it'
+                         % (what, path, _kind(before.st_mode)))
+    if limit is not None and before.st_size > limit:
+        raise InputError('%s %s: %d bytes, larger than the limit of %d bytes'
+                         % (what, path, before.st_size, limit))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InputError('%s %s: not a regular file (%s); refusing to read it'
                              % (what, path, _kind(st.st_mode)))
-        if st.st_size > limit:
+        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise InputError('%s %s: replaced while being opened; refusing to read it' % (what, path))
+        if limit is not None and st.st_size > limit:
             raise InputError('%s %s: %d bytes, larger than the limit of %d bytes'
                              % (what, path, st.st_size, limit))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_regular_file(path, limit=DOCUMENT_LIMIT, what='file'):
+    """Return the bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    See open_regular_file; a file that grows past ``limit`` while it is read is refused too.
+    """
+    fd, _st = open_regular_file(path, limit, what)
+    try:
         chunks = []
         total = 0
         while True:
             try:
-                chunk = os.read(fd, min(1024 * 1024, limit + 1 - total))
+                chunk = os.read(fd, 1024 * 1024 if limit is None else min(1024 * 1024, limit + 1 - total))
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
-                raise InputError('%s %s: cannot read (%s)' % (what, path, exc.strerror or exc))
+                raise InputError('%s %s: cannot read (%s)' % (what, path, exc.strerror or exc)) from None
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
-            if total > limit:
+            if limit is not None and total > limit:
                 raise InputError('%s %s: grew past the limit of %d bytes while being read'
                                  % (what, path, limit))
         return b''.join(chunks)
@@ -95,7 +137,7 @@ def decode_text(raw, source):
     try:
         text = raw.decode('utf-8')
     except UnicodeDecodeError as exc:
-        raise InputError('%s: not UTF-8 text (byte %d)' % (source, exc.start))
+        raise InputError('%s: not UTF-8 text (byte %d)' % (source, exc.start)) from None
     return text[1:] if text.startswith(u'\ufeff') else text
 
 
@@ -123,6 +165,15 @@ if HAS_YAML:
             finally:
                 self._itsop_depth -= 1
 
+        def construct_object(self, node, deep=False):
+            try:
+                return super(StrictSafeLoader, self).construct_object(node, deep=deep)
+            except InputError:
+                raise
+            except (ValueError, TypeError, OverflowError) as exc:
+                # e.g. an integer of more than 4300 digits, a timestamp such as 2026-13-45
+                raise InputError('line %d: a value cannot be read (%s)' % (node.start_mark.line + 1, exc)) from None
+
         def construct_mapping(self, node, deep=False):
             if isinstance(node, MappingNode):
                 seen = {}
@@ -135,7 +186,7 @@ if HAS_YAML:
                         hash(key)
                     except TypeError:
                         raise InputError('line %d: a mapping key must be a scalar'
-                                         % (key_node.start_mark.line + 1))
+                                         % (key_node.start_mark.line + 1)) from None
                     line = key_node.start_mark.line + 1
                     if key in seen:
                         raise InputError('duplicate key %r at lines %d and %d'
@@ -151,34 +202,100 @@ def load_yaml(text, source='document'):
     try:
         return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
     except InputError as exc:
-        raise InputError('%s: %s' % (source, exc))
+        raise InputError('%s: %s' % (source, exc)) from None
     except yaml.YAMLError as exc:
-        raise InputError('%s: not valid YAML (%s)' % (source, ' '.join(str(exc).split())))
+        raise InputError('%s: not valid YAML (%s)' % (source, ' '.join(str(exc).split()))) from None
     except RecursionError:
-        raise InputError('%s: nested too deeply' % source)
+        raise InputError('%s: nested too deeply' % source) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # a value the safe constructor cannot build: an integer of more than 4300 digits, a
+        # timestamp such as 2026-13-45, ...
+        raise InputError('%s: a value cannot be read (%s)' % (source, exc)) from None
 
 
-def _refuse_duplicates(source):
-    def hook(pairs):
+def _line_of(text, pos):
+    return text.count('\n', 0, pos) + 1
+
+
+class _StrictJSONDecoder(json.JSONDecoder):
+    """JSON decoder that refuses duplicate keys naming both lines, and bounds the nesting depth."""
+
+    def __init__(self, source):
+        super(_StrictJSONDecoder, self).__init__()
+        self._source = source
+        self._depth = 0
+        self.parse_object = self._parse_object
+        self.parse_array = self._parse_array
+        self.scan_once = json.scanner.py_make_scanner(self)
+
+    def _enter(self, s, end):
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise InputError('%s: line %d: nested deeper than %d levels'
+                             % (self._source, _line_of(s, end), MAX_DEPTH))
+
+    def _parse_array(self, s_and_end, scan_once):
+        self._enter(*s_and_end)
+        try:
+            return json.decoder.JSONArray(s_and_end, scan_once)
+        finally:
+            self._depth -= 1
+
+    def _parse_object(self, s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo=None):
+        s, end = s_and_end
+        self._enter(s, end)
+        try:
+            return self._object(s, end, strict, scan_once)
+        finally:
+            self._depth -= 1
+
+    def _object(self, s, end, strict, scan_once):
+        ws = _JSON_WS.match
         out = {}
-        for key, value in pairs:
-            if key in out:
-                raise InputError('%s: duplicate key %r' % (source, key))
+        lines = {}
+        end = ws(s, end).end()
+        if s[end:end + 1] == '}':
+            return out, end + 1
+        while True:
+            if s[end:end + 1] != '"':
+                raise json.JSONDecodeError('Expecting property name enclosed in double quotes', s, end)
+            key_pos = end
+            key, end = json.decoder.scanstring(s, end + 1, strict)
+            end = ws(s, end).end()
+            if s[end:end + 1] != ':':
+                raise json.JSONDecodeError("Expecting ':' delimiter", s, end)
+            end = ws(s, end + 1).end()
+            try:
+                value, end = scan_once(s, end)
+            except StopIteration as err:
+                raise json.JSONDecodeError('Expecting value', s, err.value) from None
+            line = _line_of(s, key_pos)
+            if key in lines:
+                raise InputError('%s: duplicate key %r at lines %d and %d' % (self._source, key, lines[key], line))
+            lines[key] = line
             out[key] = value
-        return out
-    return hook
+            end = ws(s, end).end()
+            char = s[end:end + 1]
+            if char == '}':
+                return out, end + 1
+            if char != ',':
+                raise json.JSONDecodeError("Expecting ',' delimiter", s, end)
+            end = ws(s, end + 1).end()
+
+
+_JSON_WS = re.compile(r'[ \t\n\r]*')
 
 
 def load_json(text, source='document'):
-    """Parse JSON with duplicate keys refused; InputError names source and position."""
+    """Parse JSON with duplicate keys refused naming both lines; InputError names source and position."""
     try:
-        return json.loads(text, object_pairs_hook=_refuse_duplicates(source))
+        return _StrictJSONDecoder(source).decode(text)
     except InputError:
         raise
     except ValueError as exc:
-        raise InputError('%s: not valid JSON (%s)' % (source, exc))
+        raise InputError('%s: not valid JSON (%s)' % (source, exc)) from None
     except RecursionError:
-        raise InputError('%s: nested too deeply' % source)
+        raise InputError('%s: nested too deeply' % source) from None
 
 
 def load_document_file(path, what='document', limit=DOCUMENT_LIMIT):
