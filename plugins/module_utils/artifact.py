@@ -15,14 +15,25 @@ Verdicts are the strings ``pass``, ``fail`` and ``not_requested``.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import calendar
 import datetime
 import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
+
+from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack import (
+    Unpacker,
+    UnpackError,
+)
+from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
+    InputError,
+    read_regular_file,
+)
 
 VERDICT_OK = 'pass'
 VERDICT_FAIL = 'fail'
@@ -32,6 +43,15 @@ RECORD_KIND = 'itsop.change.artifact_verification'
 RECORD_VERSION = 1
 
 DEFAULT_BUFFER_SIZE = 4 * 1024 * 1024
+#: Size limits of the files the verifier reads (every one must be a regular file).
+DEFAULT_MAX_ARTIFACT_SIZE = 64 * 1024 ** 3   # artifacts are hashed in a stream
+CHECKSUM_FILE_LIMIT = 16 * 1024 * 1024
+SIGNATURE_FILE_LIMIT = 1024 * 1024
+KEY_FILE_LIMIT = 16 * 1024 * 1024
+#: Default wall-time limit for unpacking one artifact before the scan (seconds).
+DEFAULT_UNPACK_TIMEOUT = 600
+#: Default tolerated clock skew for signatures dated in the future (seconds).
+DEFAULT_MAX_CLOCK_SKEW = 300
 DIGEST_LENGTHS = {'sha256': 64, 'sha512': 128}
 _HEX_RE = re.compile(r'^[0-9a-fA-F]+$')
 
@@ -64,41 +84,102 @@ class VerifyError(Exception):
 # Hashing
 # --------------------------------------------------------------------------------------------
 
-def hash_file(path, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE):
+def open_regular_file(path, limit=None, what='file'):
+    """Open ``path`` read-only if it is a regular file of at most ``limit`` bytes (None: no limit).
+
+    Returns ``(fd, st)`` (the caller closes ``fd``). Same rules as ``safe_input.read_regular_file``:
+    the path is checked with ``stat`` before it is opened (a device or FIFO is never opened), then
+    opened ``O_NONBLOCK | O_NOCTTY`` and checked again with ``fstat`` on the open descriptor, which
+    must be the same regular file; so the file checked is the file later read from ``fd``.
+    Raises :class:`InputError`.
+    """
+    path = os.fspath(path)
+    try:
+        before = os.stat(path)
+    except OSError as exc:
+        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
+    _refuse_irregular(before, path, limit, what)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
+    try:
+        st = os.fstat(fd)
+        _refuse_irregular(st, path, limit, what)
+        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise InputError('%s %s: replaced while being opened; refusing to read it' % (what, path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _refuse_irregular(st, path, limit, what):
+    if not stat.S_ISREG(st.st_mode):
+        kind = 'mode %o' % stat.S_IFMT(st.st_mode)
+        for test, name in ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+                           (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),
+                           (stat.S_ISSOCK, 'a socket')):
+            if test(st.st_mode):
+                kind = name
+        raise InputError('%s %s: not a regular file (%s); refusing to read it' % (what, path, kind))
+    if limit is not None and st.st_size > limit:
+        raise InputError('%s %s: %d bytes, larger than the limit of %d bytes' % (what, path, st.st_size, limit))
+
+
+def hash_file(path, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, limit=None,
+              what='artifact'):
     """Hash ``path`` in one streaming pass.
 
+    The file is opened ``O_NONBLOCK`` and must be a regular file (``fstat`` on the open
+    descriptor; a FIFO or device raises :class:`InputError` without blocking) of at most
+    ``limit`` bytes; the digests are computed from that descriptor, so the file checked is the
+    file hashed. Returns ``{'size', 'digests', 'seconds', 'identity'}`` where ``identity`` is
+    ``(st_dev, st_ino, st_size, st_mtime_ns)`` of the hashed file.
+    """
+    fd, st = open_regular_file(path, limit, what)
+    try:
+        result = hash_fd(fd, algorithms, buffer_size, limit=limit, what='%s %s' % (what, path))
+    finally:
+        os.close(fd)
+    result['identity'] = file_identity(st)
+    return result
+
+
+def file_identity(st):
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def hash_fd(fd, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, limit=None, what='file'):
+    """Hash an open descriptor from its current offset to its end (see :func:`hash_file`).
+
     Reads with ``readinto`` into one reused buffer (no per-chunk allocation) and feeds every
-    requested algorithm from a memoryview. Returns ``{'size': int, 'digests': {algo: hex},
-    'seconds': float}``.
+    requested algorithm from a memoryview.
     """
     hashers = [(name, hashlib.new(name)) for name in sorted(set(algorithms))]
     buf = bytearray(buffer_size)
     view = memoryview(buf)
     size = 0
     started = time.monotonic()
-    with open(path, 'rb', buffering=0) as handle:
-        try:
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        except (AttributeError, OSError):
-            pass
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except (AttributeError, OSError):
+        pass
+    handle = os.fdopen(os.dup(fd), 'rb', buffering=0)
+    with handle:
         readinto = handle.readinto
-        if len(hashers) == 1:
-            update = hashers[0][1].update
-            while True:
-                count = readinto(buf)
-                if not count:
-                    break
-                size += count
-                update(view[:count] if count < buffer_size else buf)
-        else:
-            while True:
-                count = readinto(buf)
-                if not count:
-                    break
-                size += count
-                chunk = view[:count] if count < buffer_size else buf
-                for hasher in [h for _name, h in hashers]:
-                    hasher.update(chunk)
+        updates = [h.update for _name, h in hashers]
+        while True:
+            count = readinto(buf)
+            if not count:
+                break
+            size += count
+            if limit is not None and size > limit:
+                raise InputError('%s: grew past the limit of %d bytes while being read' % (what, limit))
+            chunk = view[:count] if count < buffer_size else buf
+            for update in updates:
+                update(chunk)
     return {
         'size': size,
         'digests': dict((name, hasher.hexdigest()) for name, hasher in hashers),
@@ -138,48 +219,164 @@ def parse_digest(value, algorithm=None):
 # Checksum files (GNU sha256sum/sha512sum and BSD "SHA256 (name) = hex" formats)
 # --------------------------------------------------------------------------------------------
 
-_BSD_LINE = re.compile(r'^(SHA256|SHA512|SHA2-256|SHA2-512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$')
-_GNU_LINE = re.compile(r'^\\?([0-9a-fA-F]{64}|[0-9a-fA-F]{128}) [ *](.+)$')
+_BSD_LINE = re.compile(r'^([A-Za-z0-9-]+)\s*\((.*)\)\s*=\s*([0-9a-fA-F]*)\s*$')
+_GNU_LINE = re.compile(r'^(\\?)([0-9a-fA-F]+) ([ *])(.+)$')
+_BSD_ALGORITHMS = {'SHA256': 'sha256', 'SHA2-256': 'sha256', 'SHA512': 'sha512', 'SHA2-512': 'sha512'}
+# Digest lengths of algorithms that are recognised but not trusted (their lines are ignored).
+_IGNORED_LENGTHS = {32: 'md5', 40: 'sha1', 56: 'sha224', 96: 'sha384'}
+_IGNORED_BSD = ('MD5', 'SHA1', 'SHA224', 'SHA384', 'SHA2-224', 'SHA2-384', 'SHA512-224', 'SHA512-256',
+                'SHA3-256', 'SHA3-512', 'BLAKE2B', 'BLAKE2B-256', 'BLAKE2B-512', 'SM3', 'CRC32')
 
 
-def parse_checksum_text(text):
-    """Parse a checksum file. Returns ``{name: [(algorithm, hex), ...]}``.
+def normalize_checksum_name(name):
+    """The one canonical form of a file name in a checksum file or an artifact name.
 
-    Names are kept as written, and also indexed by their base name so a file listed as
-    ``dist/pkg.tar.gz`` is found for an artifact named ``pkg.tar.gz``.
+    Drops one leading ``*`` (the binary marker, also when written after two spaces), ``./``
+    prefixes and ``.`` components, and collapses repeated slashes: ``./a.bin``, ``*a.bin``,
+    ``.//a.bin`` and ``a.bin`` are one name. ``..`` components are kept (they never match a plain
+    artifact name).
     """
-    entries = {}
-    for raw in text.splitlines():
-        line = raw.rstrip('\r')
+    text = name[1:] if name.startswith('*') else name
+    absolute = text.startswith('/')
+    parts = [p for p in text.split('/') if p not in ('', '.')]
+    return ('/' if absolute else '') + '/'.join(parts)
+
+
+def _unescape_gnu(name, lineno):
+    out = []
+    index = 0
+    while index < len(name):
+        char = name[index]
+        if char == '\\':
+            nxt = name[index + 1:index + 2]
+            if nxt not in ('\\', 'n', 'r'):
+                raise VerifyError('line %d: invalid escape in file name' % lineno)
+            out.append({'\\': '\\', 'n': '\n', 'r': '\r'}[nxt])
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    return ''.join(out)
+
+
+def parse_checksum_entries(text, source='checksum file'):
+    """Parse a checksum file into a list of entries.
+
+    Accepts GNU ``sha256sum``/``sha512sum`` lines (``<hex>  <name>`` or ``<hex> *<name>``, with
+    the backslash escaping of coreutils) and BSD/``--tag``/OpenSSL lines (``SHA256 (<name>) =
+    <hex>``). Blank lines, ``#`` comments and lines that are no entry at all are skipped; MD5,
+    SHA-1, SHA-224 and SHA-384 entries are recognised and ignored (not trusted). A line that is
+    an entry but cannot be read (digest of the wrong length, bad escape, empty name) raises
+    :class:`VerifyError` naming the line: a half-readable checksum file is not trusted.
+
+    Each entry is ``{'line', 'name' (as written), 'key' (normalised), 'algorithm', 'digest'}``.
+    """
+    entries = []
+    if text.startswith(u'\ufeff'):
+        text = text[1:]
+    for lineno, raw in enumerate(text.split('\n'), 1):
+        line = raw[:-1] if raw.endswith('\r') else raw
         if not line.strip() or line.lstrip().startswith('#'):
             continue
         match = _BSD_LINE.match(line.strip())
-        if match:
-            algo = 'sha256' if match.group(1).endswith('256') else 'sha512'
+        if match and match.group(1).upper() in _BSD_ALGORITHMS:
+            algo = _BSD_ALGORITHMS[match.group(1).upper()]
             name, digest = match.group(2), match.group(3).lower()
             if len(digest) != DIGEST_LENGTHS[algo]:
-                continue
+                raise VerifyError('%s line %d: %s digest has %d hex digits, expected %d'
+                                  % (source, lineno, algo, len(digest), DIGEST_LENGTHS[algo]))
+        elif match and match.group(1).upper() in _IGNORED_BSD:
+            continue
         else:
             match = _GNU_LINE.match(line)
             if not match:
                 continue
-            digest, name = match.group(1).lower(), match.group(2)
-            algo = 'sha256' if len(digest) == 64 else 'sha512'
-            if line.startswith('\\'):
-                name = name.replace('\\n', '\n').replace('\\\\', '\\')
-        entries.setdefault(name, []).append((algo, digest))
+            escaped, digest, name = match.group(1), match.group(2).lower(), match.group(4)
+            if len(digest) in _IGNORED_LENGTHS:
+                continue
+            algo = {64: 'sha256', 128: 'sha512'}.get(len(digest))
+            if algo is None:
+                raise VerifyError('%s line %d: digest has %d hex digits; expected 64 (sha256) or 128 '
+                                  '(sha512)' % (source, lineno, len(digest)))
+            if escaped:
+                name = _unescape_gnu(name, lineno)
+        key = normalize_checksum_name(name)
+        if not key:
+            raise VerifyError('%s line %d: entry without a file name' % (source, lineno))
+        entries.append({'line': lineno, 'name': name, 'key': key, 'algorithm': algo, 'digest': digest})
     return entries
 
 
+def select_checksum_entries(entries, name, source='checksum file'):
+    """The entries that apply to artifact ``name``, refusing conflicts.
+
+    Names are compared in normalised form (:func:`normalize_checksum_name`). Entries for exactly
+    that name are used; only when there is none, entries whose last path component is the name
+    (``dist/pkg.tar.gz`` for ``pkg.tar.gz``). All chosen entries of one algorithm must carry the
+    same digest: two different digests for one name (``a.bin`` and ``./a.bin``, or ``amd64/x.deb``
+    and ``arm64/x.deb`` for ``x.deb``) raise :class:`VerifyError` naming both lines. The same
+    digest listed twice is accepted (it cannot make a different file pass) and reported in
+    ``duplicates``.
+
+    Returns ``{'entries': [...], 'digests': {algorithm: hex}, 'duplicates': int, 'match': ...}``
+    with ``match`` ``exact``, ``basename`` or ``None`` (no entry).
+    """
+    key = normalize_checksum_name(name)
+    chosen = [e for e in entries if e['key'] == key]
+    match = 'exact' if chosen else None
+    if not chosen and '/' not in key:
+        chosen = [e for e in entries if e['key'].rsplit('/', 1)[-1] == key]
+        match = 'basename' if chosen else None
+    digests = {}
+    first = {}
+    duplicates = 0
+    for entry in chosen:
+        algo = entry['algorithm']
+        if algo not in digests:
+            digests[algo] = entry['digest']
+            first[algo] = entry
+        elif digests[algo] != entry['digest']:
+            other = first[algo]
+            raise VerifyError('%s lists %s with conflicting %s digests: line %d (%s) and line %d (%s)'
+                              % (source, _printable(name), algo, other['line'], _printable(other['name']),
+                                 entry['line'], _printable(entry['name'])))
+        else:
+            duplicates += 1
+    return {'entries': chosen, 'digests': digests, 'duplicates': duplicates, 'match': match}
+
+
+def parse_checksum_text(text):
+    """Parse a checksum file. Returns ``{normalised name: [(algorithm, hex), ...]}``.
+
+    Kept for callers of the earlier API; see :func:`parse_checksum_entries`.
+    """
+    out = {}
+    for entry in parse_checksum_entries(text):
+        out.setdefault(entry['key'], []).append((entry['algorithm'], entry['digest']))
+    return out
+
+
 def lookup_checksum(entries, name):
-    """Entries for ``name``: exact match first, else entries whose base name equals ``name``."""
-    if name in entries:
-        return list(entries[name])
-    found = []
-    for listed, values in entries.items():
-        if os.path.basename(listed.lstrip('*')) == name or listed.lstrip('./') == name:
-            found.extend(values)
-    return found
+    """``(algorithm, hex)`` pairs for ``name`` from :func:`parse_checksum_text` output.
+
+    Raises :class:`VerifyError` on conflicting digests; see :func:`select_checksum_entries`.
+    """
+    flat = []
+    for key, values in entries.items():
+        for algo, digest in values:
+            flat.append({'line': 0, 'name': key, 'key': key, 'algorithm': algo, 'digest': digest})
+    found = select_checksum_entries(flat, name)
+    return sorted(found['digests'].items())
+
+
+_UNPRINTABLE_RE = re.compile(u'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
+
+
+def _printable(text, limit=200):
+    """``text`` safe for a terminal or a page: control and bidi characters escaped, bounded."""
+    text = _UNPRINTABLE_RE.sub(lambda m: '\\u%04x' % ord(m.group(0)), text)
+    text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text if len(text) <= limit else text[:limit] + '...'
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,12 +393,101 @@ def normalize_fingerprint(value):
     return fpr
 
 
-def judge_gpg_status(status_text, pinned):
-    """Judge ``gpg --status-fd`` output against pinned fingerprints.
+def _gpg_time(value):
+    """A gpg status/colon time field (seconds since the epoch or ISO ``YYYYMMDDTHHMMSS``) or None."""
+    value = (value or '').strip()
+    if re.match(r'^\d+$', value):
+        return int(value)
+    match = re.match(r'^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$', value)
+    if match:
+        return calendar.timegm([int(g) for g in match.groups()] + [0, 0, 0])
+    return None
+
+
+def _iso(seconds):
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def parse_gpg_key_listing(colon_text):
+    """Keys from ``gpg --with-colons --fixed-list-mode --with-subkey-fingerprint --list-keys``.
+
+    Returns ``{fingerprint: {'primary', 'created', 'expires', 'revoked', 'validity', 'subkey'}}``
+    for every primary key and subkey (times in seconds since the epoch, ``expires`` None when
+    the key does not expire).
+    """
+    keys = {}
+    primary = None
+    pending = None
+    for line in colon_text.splitlines():
+        fields = line.split(':')
+        kind = fields[0]
+        if kind in ('pub', 'sub') and len(fields) > 6:
+            pending = {'subkey': kind == 'sub', 'validity': fields[1],
+                       'revoked': fields[1] == 'r', 'created': _gpg_time(fields[5]),
+                       'expires': _gpg_time(fields[6]) if fields[6] else None}
+            if kind == 'pub':
+                primary = None
+        elif kind == 'fpr' and pending is not None and len(fields) > 9:
+            fpr = fields[9].upper()
+            if not pending['subkey']:
+                primary = fpr
+            pending['primary'] = primary or fpr
+            keys[fpr] = pending
+            pending = None
+    return keys
+
+
+def judge_signature_times(validsigs, keys, now=None, max_clock_skew=DEFAULT_MAX_CLOCK_SKEW):
+    """Reasons why signatures are not valid at the time they claim to be made ([] if none).
+
+    For each signature (``signer_fingerprint``, ``primary_fingerprint``, ``created``) the signing
+    key and its primary key must be known in ``keys`` (:func:`parse_gpg_key_listing`), not
+    revoked, created no later than the signature and not expired at the signature's time; and
+    the signature must not be dated more than ``max_clock_skew`` seconds after ``now``.
+    """
+    now = time.time() if now is None else now
+    reasons = []
+    for sig in validsigs:
+        created = sig.get('created')
+        if created is None:
+            reasons.append('signature by %s carries no readable creation time' % sig['signer_fingerprint'])
+            continue
+        if created > now + max_clock_skew:
+            reasons.append('signature is dated %s, in the future (now %s, allowed clock skew %d s)'
+                           % (_iso(created), _iso(now), max_clock_skew))
+        fprs = [sig['signer_fingerprint']]
+        if sig['primary_fingerprint'] not in fprs:
+            fprs.append(sig['primary_fingerprint'])
+        for fpr in fprs:
+            role = 'signing key' if fpr == sig['signer_fingerprint'] else 'primary key'
+            key = (keys or {}).get(fpr)
+            if key is None:
+                reasons.append('validity of %s %s is unknown (not in the imported keys)' % (role, fpr))
+                continue
+            if key['revoked']:
+                reasons.append('%s %s is revoked' % (role, fpr))
+            if key['created'] is None:
+                reasons.append('creation time of %s %s is unknown' % (role, fpr))
+            elif created < key['created']:
+                reasons.append('signature is dated %s, before %s %s was created (%s)'
+                               % (_iso(created), role, fpr, _iso(key['created'])))
+            if key['expires'] is not None and created >= key['expires']:
+                reasons.append('signature is dated %s, after %s %s expired (%s)'
+                               % (_iso(created), role, fpr, _iso(key['expires'])))
+    return reasons
+
+
+def judge_gpg_status(status_text, pinned, keys=None, now=None, max_clock_skew=DEFAULT_MAX_CLOCK_SKEW):
+    """Judge ``gpg --status-fd`` output against pinned fingerprints and key validity.
 
     Passes only when every signature in the file is good (one GOODSIG per NEWSIG), a VALIDSIG
-    names a pinned fingerprint (as the signing key or as the primary key), and no failing
-    keyword appears. The exit code of gpg is never consulted here.
+    names a pinned fingerprint (as the signing key or as the primary key), no failing keyword
+    appears, and every signature's creation time (from VALIDSIG) lies within the validity of
+    its signing key and primary key (``keys``, see :func:`judge_signature_times`) and not in the
+    future. Without ``keys`` the validity cannot be judged and the signature fails. The exit code
+    of gpg is never consulted here.
     """
     pinned = set(pinned)
     lines = [line for line in status_text.splitlines() if line.startswith('[GNUPG:] ')]
@@ -221,7 +507,9 @@ def judge_gpg_status(status_text, pinned):
         elif keyword == 'VALIDSIG' and len(fields) >= 2:
             signer = fields[1].upper()
             primary = fields[10].upper() if len(fields) >= 11 else signer
-            validsigs.append({'signer_fingerprint': signer, 'primary_fingerprint': primary})
+            created = _gpg_time(fields[3]) if len(fields) >= 4 else None
+            validsigs.append({'signer_fingerprint': signer, 'primary_fingerprint': primary,
+                              'created': created, 'created_utc': _iso(created)})
     result = {
         'verdict': VERDICT_FAIL,
         'reason': '',
@@ -229,6 +517,7 @@ def judge_gpg_status(status_text, pinned):
         'signers': validsigs,
         'signer_fingerprint': validsigs[0]['signer_fingerprint'] if validsigs else None,
         'primary_fingerprint': validsigs[0]['primary_fingerprint'] if validsigs else None,
+        'signature_created': validsigs[0]['created_utc'] if validsigs else None,
     }
     bad = [k for k in GPG_FAIL_KEYWORDS if k in keywords]
     if bad:
@@ -253,36 +542,62 @@ def judge_gpg_status(status_text, pinned):
     if newsig and goodsig != newsig:
         result['reason'] = 'only %d of %d signatures are good' % (goodsig, newsig)
         return result
+    if len(validsigs) != goodsig:
+        result['reason'] = '%d good signatures but %d VALIDSIG lines' % (goodsig, len(validsigs))
+        return result
     unpinned = [s for s in validsigs
                 if s['signer_fingerprint'] not in pinned and s['primary_fingerprint'] not in pinned]
     if unpinned:
         result['reason'] = ('good signature by key %s, which is not a pinned fingerprint'
                             % unpinned[0]['primary_fingerprint'])
         return result
+    if keys is None:
+        result['reason'] = 'validity of the signing key is unknown (no key listing); not trusted'
+        return result
+    time_reasons = judge_signature_times(validsigs, keys, now, max_clock_skew)
+    if time_reasons:
+        result['reason'] = '; '.join(time_reasons)
+        return result
     result['verdict'] = VERDICT_OK
-    result['reason'] = 'good signature by pinned key %s' % validsigs[0]['primary_fingerprint']
+    result['reason'] = 'good signature by pinned key %s, made %s within the key\'s validity' % (
+        validsigs[0]['primary_fingerprint'], validsigs[0]['created_utc'])
     return result
 
 
-def _default_runner(args, data=None, env=None, timeout=None):
-    """Run a command without a shell in the C locale; returns ``(rc, stdout, stderr)``."""
+def _default_runner(args, data=None, env=None, timeout=None, stdin=None):
+    """Run a command without a shell in the C locale; returns ``(rc, stdout, stderr)``.
+
+    ``data`` (bytes) or ``stdin`` (an open descriptor) is the program's standard input; without
+    either it reads from /dev/null.
+    """
     run_env = dict(os.environ)
     run_env.update({'LC_ALL': 'C', 'LANG': 'C'})
     run_env.update(env or {})
-    proc = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=run_env, timeout=timeout, check=False)
+    if data is not None:
+        kwargs = {'input': data}
+    else:
+        kwargs = {'stdin': stdin if stdin is not None else subprocess.DEVNULL}
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=run_env, timeout=timeout, check=False, **kwargs)
     return (proc.returncode, proc.stdout.decode('utf-8', 'replace'),
             proc.stderr.decode('utf-8', 'replace'))
+
+
+GPG_TIMEOUT = 600
 
 
 class GpgVerifier:
     """Verify detached signatures in an isolated, temporary GNUPGHOME.
 
-    Only the given key files are imported; keyservers and auto key retrieval are off. The
-    home directory is removed (and its agent stopped) by :meth:`close`.
+    Only the given key files are imported (each read as a regular file of bounded size and fed
+    to gpg on stdin); keyservers and auto key retrieval are off. Signatures are read the same
+    way and copied into the private home; the signed data reaches gpg on stdin from the
+    caller's already-open descriptor. The home directory is removed (and its agent stopped) by
+    :meth:`close`.
     """
 
-    def __init__(self, key_files, gpg_binary='gpg', runner=None):
+    def __init__(self, key_files, gpg_binary='gpg', runner=None, now=None,
+                 max_clock_skew=DEFAULT_MAX_CLOCK_SKEW):
         self.gpg = gpg_binary
         self.runner = runner or _default_runner
         self.key_files = list(key_files or [])
@@ -290,6 +605,10 @@ class GpgVerifier:
         self.version = None
         self.error = None
         self.imported = []
+        self.keys = None
+        self.now = now
+        self.max_clock_skew = max_clock_skew
+        self._count = 0
 
     def _base(self):
         # Trust comes from the pinned fingerprints, not from gpg's web of trust.
@@ -308,12 +627,18 @@ class GpgVerifier:
         if rc == 0 and out:
             self.version = out.splitlines()[0].strip()
         for key_file in self.key_files:
-            if not os.path.isfile(key_file):
-                self.error = 'key file %s does not exist' % key_file
+            try:
+                key_data = read_regular_file(key_file, KEY_FILE_LIMIT, 'key file')
+            except InputError as exc:
+                self.error = str(exc)
                 return self
             args = self._base()
-            args.extend(['--status-fd', '1', '--import', key_file])
-            rc, out, err = self.runner(args)
+            args.extend(['--status-fd', '1', '--import'])
+            try:
+                rc, out, err = self.runner(args, data=key_data, timeout=GPG_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.error = 'importing key file %s timed out' % key_file
+                return self
             if rc != 0 and 'IMPORT_OK' not in out:
                 self.error = 'importing key file %s failed: %s' % (key_file, err.strip()[-300:])
                 return self
@@ -322,28 +647,73 @@ class GpgVerifier:
                     fields = line.split()
                     if len(fields) >= 4 and fields[3].upper() not in self.imported:
                         self.imported.append(fields[3].upper())
+        args = self._base()
+        args.extend(['--trust-model', 'always', '--with-colons', '--fixed-list-mode',
+                     '--with-subkey-fingerprint', '--list-keys'])
+        rc, out, err = self.runner(args, timeout=GPG_TIMEOUT)
+        if rc == 0:
+            self.keys = parse_gpg_key_listing(out)
+        elif self.imported:
+            self.error = 'listing the imported keys failed: %s' % err.strip()[-300:]
+        else:
+            self.keys = {}
         return self
 
-    def verify(self, path, signature, pinned):
+    def verify(self, path, signature, pinned, data_fd=None):
+        """Verify ``signature`` over the artifact (read from ``data_fd`` when given, else ``path``)."""
         started = time.monotonic()
         result = {'verdict': VERDICT_FAIL, 'signature_file': signature, 'pinned_fingerprints': sorted(pinned),
                   'status': [], 'signers': [], 'signer_fingerprint': None,
-                  'primary_fingerprint': None}
+                  'primary_fingerprint': None, 'max_clock_skew': self.max_clock_skew}
+        sig_data = None
+        if not self.error and pinned:
+            try:
+                sig_data = read_regular_file(signature, SIGNATURE_FILE_LIMIT, 'signature file')
+            except InputError as exc:
+                result['reason'] = str(exc)
         if self.error:
             result['reason'] = self.error
         elif not pinned:
             result['reason'] = 'no pinned fingerprints configured; a signature cannot be trusted'
-        elif not os.path.isfile(signature):
-            result['reason'] = 'signature file %s does not exist' % signature
-        else:
+        elif sig_data is not None:
+            result['signature_sha256'] = hashlib.sha256(sig_data).hexdigest()
+            self._count += 1
+            sig_copy = os.path.join(self.home, 'signature-%d' % self._count)
+            handle = os.open(sig_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+            with os.fdopen(handle, 'wb') as out:
+                out.write(sig_data)
             args = self._base()
-            args.extend(['--trust-model', 'always', '--status-fd', '1', '--verify', signature, path])
-            rc, out, _err = self.runner(args)
-            result.update(judge_gpg_status(out, pinned))
-            result['gpg_rc'] = rc
-            if result['verdict'] == VERDICT_OK and rc != 0:
-                result['verdict'] = VERDICT_FAIL
-                result['reason'] = 'gpg exited with %d despite a valid signature' % rc
+            args.extend(['--trust-model', 'always', '--status-fd', '1', '--verify', sig_copy, '-'])
+            close_fd = False
+            try:
+                if data_fd is None:
+                    data_fd, _st = open_regular_file(path, None, 'artifact')
+                    close_fd = True
+                else:
+                    os.lseek(data_fd, 0, os.SEEK_SET)
+                rc, out, _err = self.runner(args, stdin=data_fd, timeout=GPG_TIMEOUT)
+            except InputError as exc:
+                rc, out = None, ''
+                result['reason'] = str(exc)
+            except subprocess.TimeoutExpired:
+                rc, out = None, ''
+                result['reason'] = 'gpg timed out after %d seconds' % GPG_TIMEOUT
+            finally:
+                if close_fd:
+                    os.close(data_fd)
+            if rc is not None:
+                result.update(judge_gpg_status(out, pinned, self.keys, self.now, self.max_clock_skew))
+                result['gpg_rc'] = rc
+                if result['verdict'] == VERDICT_OK and rc != 0:
+                    result['verdict'] = VERDICT_FAIL
+                    result['reason'] = 'gpg exited with %d despite a valid signature' % rc
+                for sig in result['signers']:
+                    for fpr_key, out_key in (('signer_fingerprint', 'key'), ('primary_fingerprint', 'primary_key')):
+                        key = (self.keys or {}).get(sig[fpr_key])
+                        if key:
+                            sig[out_key + '_created'] = _iso(key['created'])
+                            sig[out_key + '_expires'] = _iso(key['expires'])
+                            sig[out_key + '_revoked'] = key['revoked']
         result['seconds'] = round(time.monotonic() - started, 6)
         return result
 
@@ -423,15 +793,19 @@ def database_info(database):
 
 
 def parse_clamav_output(output, paths):
-    """Map each scanned path to its ClamAV line remainder (``OK``, ``<sig> FOUND``, ``... ERROR``)."""
-    by_length = sorted(paths, key=len, reverse=True)
+    """Map each scanned path to its ClamAV line remainders (``OK``, ``<sig> FOUND``, ``... ERROR``).
+
+    A line belongs to the longest scanned path that, followed by ``": "``, starts it.
+    """
+    wanted = set(paths)
     found = {}
     for line in output.splitlines():
-        for path in by_length:
-            prefix = path + ': '
-            if line.startswith(prefix):
-                found.setdefault(path, []).append(line[len(prefix):].strip())
+        cut = line.rfind(': ')
+        while cut > 0:
+            if line[:cut] in wanted:
+                found.setdefault(line[:cut], []).append(line[cut + 2:].strip())
                 break
+            cut = line.rfind(': ', 0, cut)
     return found
 
 
@@ -563,7 +937,10 @@ class ClamavScanner:
         todo = []
         for path in paths:
             try:
-                size = os.path.getsize(path)
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError('not a regular file')
+                size = st.st_size
             except OSError as exc:
                 results[path] = {'verdict': VERDICT_FAIL, 'reason': 'cannot read file: %s' % exc, 'signature': None}
                 continue
@@ -589,13 +966,28 @@ class ClamavScanner:
             args = [binary, '--config-file=%s' % config, '--stdout']
             sock = self.clamd_socket or ''
             args.append('--stream' if sock.startswith('tcp://') else '--fdpass')
-        args.extend(todo)
+        # The paths go in a file list (--file-list): thousands of unpacked members would not fit
+        # on a command line. A path with a newline cannot be listed and is not scanned.
+        listable = [p for p in todo if '\n' not in p and '\r' not in p]
+        for path in todo:
+            if path not in listable:
+                results[path] = {'verdict': VERDICT_FAIL, 'signature': None,
+                                 'reason': 'path contains a line break; it cannot be scanned'}
+        todo = listable
+        if not todo:
+            self._drop_config(config if not self.clamd_config else None)
+            return self._finish(results, run, started)
+        handle, file_list = tempfile.mkstemp(prefix='itsop-scanlist-', suffix='.txt')
+        with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as out_list:
+            out_list.write(''.join(p + '\n' for p in todo))
+        args.append('--file-list=%s' % file_list)
         try:
             rc, out, err = self.runner(args, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             fail_all('scanner timed out after %s seconds' % self.timeout)
             return self._finish(results, run, started)
         finally:
+            os.unlink(file_list)
             if not self.clamd_config:
                 self._drop_config(config)
         run['rc'] = rc
@@ -641,13 +1033,61 @@ def _check(verdict, reason, **extra):
     return out
 
 
+def _read_checksum_check(cfile, name):
+    """The checksum_file check for artifact ``name`` before hashing: entries chosen or a failure."""
+    check = {'file': cfile, 'entry_name': name}
+    try:
+        raw = read_regular_file(cfile, CHECKSUM_FILE_LIMIT, 'checksum file')
+    except InputError as exc:
+        check.update(_check(VERDICT_FAIL, str(exc)))
+        return check, None
+    check['file_sha256'] = hashlib.sha256(raw).hexdigest()
+    text = raw.decode('utf-8', 'surrogateescape')
+    try:
+        chosen = select_checksum_entries(parse_checksum_entries(text, 'checksum file %s' % cfile), name,
+                                         'checksum file %s' % cfile)
+    except VerifyError as exc:
+        check.update(_check(VERDICT_FAIL, str(exc)))
+        return check, None
+    check['entry_lines'] = [e['line'] for e in chosen['entries']]
+    check['entry_match'] = chosen['match']
+    check['duplicate_entries'] = chosen['duplicates']
+    if not chosen['digests']:
+        check.update(_check(VERDICT_FAIL, 'no entry (sha256 or sha512) for %r in checksum file %s'
+                            % (_printable(name), cfile)))
+        return check, None
+    return check, chosen['digests']
+
+
+def _scan_limits(clamav):
+    from_options = dict(clamav or {})
+    max_filesize = from_options.get('max_filesize') or '100M'
+    max_scansize = from_options.get('max_scansize') or '400M'
+    return {
+        'max_bytes': parse_size(max_scansize),
+        'max_members': int(from_options.get('max_files') or 10000),
+        'max_depth': int(from_options.get('max_recursion') or 17),
+        'member_limit': min(parse_size(max_filesize), parse_size(max_scansize)),
+    }
+
+
 def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary='gpg',
-                     clamav=None, buffer_size=DEFAULT_BUFFER_SIZE, runner=None):
+                     clamav=None, buffer_size=DEFAULT_BUFFER_SIZE, runner=None,
+                     max_artifact_size=DEFAULT_MAX_ARTIFACT_SIZE, gpg_max_clock_skew=DEFAULT_MAX_CLOCK_SKEW,
+                     unpack=None, now=None):
     """Verify artifacts and return the evidence dictionary.
 
     ``artifacts`` is a list of dicts with ``path`` and optional ``name``, ``size``, ``digest``,
     ``checksum_file``, ``signature``, ``gpg_fingerprints`` and ``scan``. ``clamav`` holds the
-    :class:`ClamavScanner` options (``None`` disables scanning for every artifact).
+    :class:`ClamavScanner` options (``None`` disables scanning for every artifact). ``unpack``
+    holds ``timeout`` (seconds), ``tmpdir`` and ``zstd_binary`` for unpacking packages before
+    the scan; its byte, member and nesting limits are ``clamav``'s ``max_scansize``,
+    ``max_files`` and ``max_recursion``. ``now`` (seconds since the epoch) is the time
+    signatures are judged against (default: the current time).
+
+    Every file read must be a regular file (a FIFO or device is refused without blocking): the
+    artifact (at most ``max_artifact_size`` bytes, hashed in a stream from the descriptor that
+    was checked), the checksum file, the signature and the key files (small limits).
     """
     started_at = utc_now()
     started = time.monotonic()
@@ -660,9 +1100,13 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
                'digests': {}, 'started': utc_now(), 'checks': {}}
         results.append(res)
         res['_t0'] = time.monotonic()
-        if not os.path.isfile(path):
-            res['checks']['exists'] = _check(VERDICT_FAIL, 'file %s does not exist or is not a regular file' % path)
+        try:
+            fd, st = open_regular_file(path, max_artifact_size, 'artifact')
+        except InputError as exc:
+            res['checks']['exists'] = _check(VERDICT_FAIL, str(exc))
             continue
+        res['_fd'] = fd
+        res['_identity'] = file_identity(st)
         res['checks']['exists'] = _check(VERDICT_OK, 'regular file')
         expected = []
         try:
@@ -670,25 +1114,23 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
                 expected.append(parse_digest(spec['digest']))
         except VerifyError as exc:
             res['checks']['digest'] = _check(VERDICT_FAIL, str(exc), expected=spec['digest'])
-        checksum_entries = None
+        checksum_digests = None
         if spec.get('checksum_file'):
-            cfile = spec['checksum_file']
-            try:
-                with open(cfile, 'rb') as handle:
-                    raw = handle.read()
-                checksum_entries = lookup_checksum(parse_checksum_text(raw.decode('utf-8', 'replace')), name)
-                res['checks']['checksum_file'] = {
-                    'file': cfile, 'file_sha256': hashlib.sha256(raw).hexdigest(), 'entry_name': name}
-            except OSError as exc:
-                res['checks']['checksum_file'] = _check(
-                    VERDICT_FAIL, 'cannot read checksum file %s: %s' % (cfile, exc), file=cfile)
+            res['checks']['checksum_file'], checksum_digests = _read_checksum_check(spec['checksum_file'], name)
         algorithms = {'sha256'}
         algorithms.update(e[0] for e in expected)
-        algorithms.update(a for a, dummy in (checksum_entries or []))
-        hashed = hash_file(path, algorithms, buffer_size)
+        algorithms.update(checksum_digests or {})
+        try:
+            hashed = hash_fd(fd, algorithms, buffer_size, limit=max_artifact_size, what='artifact %s' % path)
+        except (InputError, OSError) as exc:
+            res['checks']['exists'] = _check(VERDICT_FAIL, 'cannot read artifact %s: %s' % (path, exc))
+            continue
         res['size'] = hashed['size']
         res['digests'] = hashed['digests']
         res['hash_seconds'] = hashed['seconds']
+        if hashed['size'] != st.st_size:
+            res['checks']['exists'] = _check(VERDICT_FAIL, 'artifact %s changed size while being read '
+                                             '(%d bytes at open, %d read)' % (path, st.st_size, hashed['size']))
         if spec.get('size') is not None:
             ok = int(spec['size']) == hashed['size']
             res['checks']['size'] = _check(VERDICT_OK if ok else VERDICT_FAIL,
@@ -706,70 +1148,43 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
                                              algorithm=algo, expected=want, actual=got)
         elif 'digest' not in res['checks']:
             res['checks']['digest'] = _check(VERDICT_NOT_REQUESTED, 'no expected digest given')
-        if checksum_entries is not None:
+        if checksum_digests:
             check = res['checks']['checksum_file']
-            if not checksum_entries:
-                check.update(_check(VERDICT_FAIL, 'no entry for %r in checksum file %s' % (name, check['file'])))
+            mismatched = [a for a in sorted(checksum_digests) if hashed['digests'][a] != checksum_digests[a]]
+            algo = 'sha512' if 'sha512' in checksum_digests else 'sha256'
+            check.update(algorithm=algo, expected=checksum_digests[algo], actual=hashed['digests'][algo],
+                         algorithms=sorted(checksum_digests))
+            if mismatched:
+                reason = ('%s of %s does not match its entry in %s (renamed, swapped or modified file)'
+                          % (mismatched[0], _printable(name), check['file']))
+                check.update(_check(VERDICT_FAIL, reason))
             else:
-                mismatched = [(a, d) for a, d in checksum_entries if hashed['digests'][a] != d]
-                algo, want = checksum_entries[0]
-                check.update(algorithm=algo, expected=want, actual=hashed['digests'][algo])
-                if mismatched:
-                    reason = ('%s of %s does not match its entry in %s (renamed, swapped or modified file)'
-                              % (mismatched[0][0], name, check['file']))
-                    check.update(_check(VERDICT_FAIL, reason))
-                else:
-                    check.update(_check(VERDICT_OK, 'matches entry for %s' % name))
+                check.update(_check(VERDICT_OK, 'matches entry for %s' % _printable(name)))
         elif 'checksum_file' not in res['checks']:
             res['checks']['checksum_file'] = _check(VERDICT_NOT_REQUESTED, 'no checksum file given')
 
-    # Signatures: one isolated GNUPGHOME for the whole run.
-    pairs = [(artifacts[i], results[i]) for i in range(len(results))]
-    needs_gpg = [(spec, res) for spec, res in pairs
-                 if spec.get('signature') and res['checks']['exists']['verdict'] == VERDICT_OK]
-    gpg_info = {'binary': gpg_binary, 'version': None, 'imported_keys': [],
-                'pinned_fingerprints': sorted(default_pins)}
-    if needs_gpg:
-        verifier = GpgVerifier(gpg_keys, gpg_binary, runner).open()
-        try:
-            gpg_info['version'] = verifier.version
-            gpg_info['imported_keys'] = list(verifier.imported)
-            for spec, res in needs_gpg:
-                try:
-                    pins = [normalize_fingerprint(f) for f in spec['gpg_fingerprints']] \
-                        if spec.get('gpg_fingerprints') else default_pins
-                except VerifyError as exc:
-                    res['checks']['signature'] = _check(VERDICT_FAIL, str(exc))
-                    continue
-                res['checks']['signature'] = verifier.verify(res['path'], spec['signature'], pins)
-        finally:
-            verifier.close()
-    for res in results:
-        if res['checks']['exists']['verdict'] == VERDICT_OK and 'signature' not in res['checks']:
-            res['checks']['signature'] = _check(VERDICT_NOT_REQUESTED, 'no signature given')
+    try:
+        pairs = [(artifacts[i], results[i]) for i in range(len(results))]
+        gpg_info, needs_gpg = _verify_signatures(pairs, gpg_keys, gpg_binary, runner, default_pins,
+                                                 now, gpg_max_clock_skew)
+        scanner_info = _scan(pairs, clamav, runner, unpack)
+    finally:
+        for res in results:
+            fd = res.pop('_fd', None)
+            if fd is not None:
+                os.close(fd)
 
-    # Malware scan: one scanner run for all artifacts that ask for it.
-    scanner_info = None
-    to_scan = [res for spec, res in pairs
-               if spec.get('scan', True) and clamav is not None
-               and res['checks']['exists']['verdict'] == VERDICT_OK]
-    if clamav is not None:
-        scanner = ClamavScanner(runner=runner, **clamav)
-        scanner_info = scanner.describe()
-        if to_scan:
-            scan_results, run = scanner.scan([r['path'] for r in to_scan])
-            scanner_info['run'] = run
-            for res in to_scan:
-                sres = scan_results[res['path']]
-                res['checks']['malware_scan'] = _check(sres['verdict'], sres['reason'],
-                                                       signature=sres['signature'],
-                                                       scanner=scanner_info['name'],
-                                                       scanner_version=scanner_info['version'],
-                                                       database_version=(scanner_info['database'] or {})
-                                                       .get('version'))
     for res in results:
-        if res['checks']['exists']['verdict'] == VERDICT_OK and 'malware_scan' not in res['checks']:
-            res['checks']['malware_scan'] = _check(VERDICT_NOT_REQUESTED, 'scan not requested')
+        identity = res.pop('_identity', None)
+        if identity is None or res['checks']['exists']['verdict'] != VERDICT_OK:
+            continue
+        try:
+            now_identity = file_identity(os.stat(res['path']))
+        except OSError as exc:
+            now_identity = str(exc)
+        if now_identity != identity:
+            res['checks']['exists'] = _check(VERDICT_FAIL, 'artifact %s was replaced or modified during '
+                                             'verification' % res['path'])
 
     for res in results:
         for check_name, check in res['checks'].items():
@@ -792,6 +1207,132 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
         'scanner': scanner_info,
         'gpg': gpg_info if needs_gpg else None,
     }
+
+
+def _readable(res):
+    return res['checks']['exists']['verdict'] == VERDICT_OK and '_fd' in res
+
+
+def _verify_signatures(pairs, gpg_keys, gpg_binary, runner, default_pins, now, max_clock_skew):
+    """Signatures: one isolated GNUPGHOME for the whole run; the data comes from each open fd."""
+    needs_gpg = [(spec, res) for spec, res in pairs if spec.get('signature') and _readable(res)]
+    gpg_info = {'binary': gpg_binary, 'version': None, 'imported_keys': [],
+                'pinned_fingerprints': sorted(default_pins), 'max_clock_skew': max_clock_skew}
+    if needs_gpg:
+        verifier = GpgVerifier(gpg_keys, gpg_binary, runner, now=now, max_clock_skew=max_clock_skew).open()
+        try:
+            gpg_info['version'] = verifier.version
+            gpg_info['imported_keys'] = list(verifier.imported)
+            for spec, res in needs_gpg:
+                try:
+                    pins = [normalize_fingerprint(f) for f in spec['gpg_fingerprints']] \
+                        if spec.get('gpg_fingerprints') else default_pins
+                except VerifyError as exc:
+                    res['checks']['signature'] = _check(VERDICT_FAIL, str(exc))
+                    continue
+                res['checks']['signature'] = verifier.verify(res['path'], spec['signature'], pins,
+                                                             data_fd=res['_fd'])
+        finally:
+            verifier.close()
+    for _spec, res in pairs:
+        if res['checks']['exists']['verdict'] == VERDICT_OK and 'signature' not in res['checks']:
+            res['checks']['signature'] = _check(VERDICT_NOT_REQUESTED, 'no signature given')
+    return gpg_info, needs_gpg
+
+
+def _scan(pairs, clamav, runner, unpack):
+    """Malware scan: unpack packages (bounded), then one scanner run for artifacts and members."""
+    if clamav is None:
+        for _spec, res in pairs:
+            if res['checks']['exists']['verdict'] == VERDICT_OK:
+                res['checks']['malware_scan'] = _check(VERDICT_NOT_REQUESTED, 'scan not requested')
+        return None
+    unpack = dict(unpack or {})
+    unpack_timeout = unpack.get('timeout')
+    if unpack_timeout is None:
+        unpack_timeout = DEFAULT_UNPACK_TIMEOUT
+    scanner = ClamavScanner(runner=runner, **clamav)
+    scanner_info = scanner.describe()
+    limits = _scan_limits(clamav)
+    scanner_info['unpack'] = {'max_bytes': limits['max_bytes'], 'max_members': limits['max_members'],
+                              'max_depth': limits['max_depth'],
+                              'timeout': unpack_timeout}
+    to_scan = [res for spec, res in pairs if spec.get('scan', True) and _readable(res)]
+    unpackers = []
+    try:
+        targets = []
+        for res in to_scan:
+            unpacker = Unpacker(limits['max_bytes'], limits['max_members'], limits['max_depth'],
+                                timeout=unpack_timeout,
+                                tmpdir=unpack.get('tmpdir'), zstd_binary=unpack.get('zstd_binary') or 'zstd')
+            unpackers.append(unpacker)
+            error = None
+            try:
+                unpacker.unpack(res['path'], res['name'], fd=res.get('_fd'))
+            except UnpackError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = '%s: cannot unpack (%s)' % (_printable(res['name']), exc)
+            res['_unpack'] = (unpacker, error)
+            targets.append(res['path'])
+            targets.extend(m['path'] for m in unpacker.members)
+        if to_scan:
+            scan_results, run = scanner.scan(targets)
+            scanner_info['run'] = run
+            for res in to_scan:
+                unpacker, error = res.pop('_unpack')
+                res['checks']['malware_scan'] = _combine_scan(res, scan_results, unpacker, error, scanner_info)
+    finally:
+        for res in to_scan:
+            res.pop('_unpack', None)
+        for unpacker in unpackers:
+            unpacker.cleanup()
+    for _spec, res in pairs:
+        if res['checks']['exists']['verdict'] == VERDICT_OK and 'malware_scan' not in res['checks']:
+            res['checks']['malware_scan'] = _check(VERDICT_NOT_REQUESTED, 'scan not requested')
+    return scanner_info
+
+
+MAX_REPORTED_MEMBERS = 50
+
+
+def _combine_scan(res, scan_results, unpacker, unpack_error, scanner_info):
+    """One malware_scan check from the artifact's own result, its members' results and unpacking."""
+    own = scan_results[res['path']]
+    findings = []
+    for member in unpacker.members:
+        mres = scan_results.get(member['path']) or {'verdict': VERDICT_FAIL, 'signature': None,
+                                                    'reason': 'scanner reported nothing (not scanned)'}
+        if mres['verdict'] != VERDICT_OK:
+            findings.append({'member': member['member'], 'verdict': mres['verdict'],
+                             'reason': mres['reason'], 'signature': mres['signature']})
+    reasons = []
+    signatures = []
+    if own['verdict'] != VERDICT_OK:
+        reasons.append(own['reason'])
+        if own['signature']:
+            signatures.append(own['signature'])
+    for finding in findings[:MAX_REPORTED_MEMBERS]:
+        reasons.append('%s in %s' % (finding['reason'], finding['member']))
+        if finding['signature'] and finding['signature'] not in signatures:
+            signatures.append(finding['signature'])
+    if len(findings) > MAX_REPORTED_MEMBERS:
+        reasons.append('and %d more failing members' % (len(findings) - MAX_REPORTED_MEMBERS))
+    if unpack_error:
+        reasons.append('cannot unpack for scanning, contents not fully scanned: %s' % unpack_error)
+    summary = unpacker.summary()
+    summary['error'] = unpack_error
+    failed = bool(reasons)
+    if not failed:
+        reason = 'clean' if not unpacker.members else 'clean (artifact and %d unpacked members)' % len(
+            unpacker.members)
+    else:
+        reason = '; '.join(reasons)
+    return _check(VERDICT_FAIL if failed else VERDICT_OK, reason,
+                  signature=', '.join(signatures) if signatures else None,
+                  scanner=scanner_info['name'], scanner_version=scanner_info['version'],
+                  database_version=(scanner_info['database'] or {}).get('version'),
+                  unpacked=summary, member_findings=findings[:MAX_REPORTED_MEMBERS])
 
 
 def failure_message(evidence):

@@ -24,7 +24,25 @@ description:
     and a key that is not pinned.
   - GPG signatures are verified in a temporary, isolated C(GNUPGHOME) into which only O(gpg_keys)
     are imported, and are judged from C(gpg --status-fd) lines, never from the exit code alone.
-  - Files are hashed in one streaming pass with a large reused buffer.
+    A signature must also be dated within the validity of its signing key and primary key
+    (not before their creation, not at or after their expiry, neither revoked) and not more than
+    O(gpg_max_clock_skew) seconds in the future.
+  - Every file read must be a regular file; a FIFO, device, socket or directory is refused
+    without blocking. The artifact (at most O(max_artifact_size)) is hashed in one streaming pass
+    from the descriptor that was checked, and the same descriptor is given to gpg; checksum files
+    (16 MiB), signatures (1 MiB) and key files (16 MiB) have small limits.
+  - Checksum files are read strictly. Names are compared normalised (C(./a.bin), C(*a.bin),
+    C(.//a.bin) and C(a.bin) are one name). Two different digests of one algorithm for one name
+    fail the check. The same digest listed twice is accepted. A line that is an entry but cannot
+    be read (a digest of the wrong length) fails the check.
+  - Before the scan, packages and archives that ClamAV does not open (C(.deb) and other C(ar)
+    archives, C(.rpm), C(cpio)) are unpacked, and so are tar, zip and gzip/bzip2/xz/zstd
+    streams that may hold them. The members are written as plain files under generated names
+    into a private temporary directory, scanned with the artifact, and removed afterwards.
+    Unpacking is bounded by O(clamav.max_scansize) (total bytes), O(clamav.max_files) (members),
+    O(clamav.max_recursion) (nesting) and O(clamav.unpack_timeout). Anything that cannot be
+    unpacked (a limit, corrupt data, an encrypted member, zstd data without the C(zstd)
+    program) fails the scan with the reason.
   - The module is read-only. It never changes anything and always returns C(changed=false).
   - When any artifact fails, the module fails with a message naming every failing artifact and
     why, and still returns the complete evidence.
@@ -155,6 +173,28 @@ options:
         description: Seconds before the scanner run is abandoned (a failure).
         type: int
         default: 3600
+      unpack_timeout:
+        description: Seconds allowed for unpacking one artifact before the scan; longer fails the scan.
+        type: int
+        default: 600
+      unpack_tmpdir:
+        description:
+          - Directory in which the private temporary directory for unpacked members is made.
+            Defaults to the system temporary directory. It needs room for up to
+            O(clamav.max_scansize) per artifact.
+        type: path
+  max_artifact_size:
+    description:
+      - Largest artifact accepted (ClamAV size notation, for example V(64G)). A larger artifact
+        fails the C(exists) check without being hashed.
+    type: str
+    default: 64G
+  gpg_max_clock_skew:
+    description:
+      - Seconds a signature may be dated after the current time (clock skew between signer and
+        controller). A signature dated later fails as dated in the future.
+    type: int
+    default: 300
   hash_buffer_size:
     description: Read buffer for hashing, in bytes.
     type: int
@@ -283,10 +323,18 @@ artifacts:
       description:
         - One entry per check, each with C(verdict) (V(pass), V(fail) or V(not_requested)) and C(reason).
         - C(exists); C(size) (C(expected), C(actual)); C(digest) (C(algorithm), C(expected), C(actual));
-          C(checksum_file) (C(file), C(file_sha256), C(entry_name), C(algorithm), C(expected), C(actual));
-          C(signature) (C(signature_file), C(pinned_fingerprints), C(signer_fingerprint),
-          C(primary_fingerprint), C(signers), C(status) lines, C(gpg_rc), C(seconds));
-          C(malware_scan) (C(signature) found, C(scanner), C(scanner_version), C(database_version)).
+          C(checksum_file) (C(file), C(file_sha256), C(entry_name), C(entry_lines), C(entry_match)
+          (V(exact) or V(basename)), C(duplicate_entries), C(algorithm), C(algorithms), C(expected),
+          C(actual));
+          C(signature) (C(signature_file), C(signature_sha256), C(pinned_fingerprints),
+          C(signer_fingerprint), C(primary_fingerprint), C(signature_created), C(signers) (each with
+          C(created_utc) and the keys' C(key_created), C(key_expires), C(key_revoked),
+          C(primary_key_created), C(primary_key_expires), C(primary_key_revoked)),
+          C(max_clock_skew), C(status) lines, C(gpg_rc), C(seconds));
+          C(malware_scan) (C(signature) found, C(scanner), C(scanner_version), C(database_version),
+          C(unpacked) (C(members), C(bytes), C(containers) with C(member) and C(format), C(seconds),
+          C(error)), C(member_findings) (up to 50 failing members, each with C(member), C(verdict),
+          C(reason), C(signature))).
       type: dict
 scanner:
   description: The scanner used, or V(null) when scanning is disabled.
@@ -317,10 +365,13 @@ scanner:
     run:
       description: C(rc), C(known_signatures), C(stderr_tail) and C(seconds) of the scanner run.
       type: dict
+    unpack:
+      description: Unpacking limits applied (C(max_bytes), C(max_members), C(max_depth), C(timeout)).
+      type: dict
 gpg:
   description:
-    - GPG details (C(binary), C(version), C(imported_keys), C(pinned_fingerprints)), or V(null)
-      when no artifact has a signature.
+    - GPG details (C(binary), C(version), C(imported_keys), C(pinned_fingerprints),
+      C(max_clock_skew)), or V(null) when no artifact has a signature.
   returned: always
   type: dict
 '''
@@ -363,7 +414,11 @@ def main():
             max_files=dict(type='int', default=10000),
             max_recursion=dict(type='int', default=17),
             timeout=dict(type='int', default=3600),
+            unpack_timeout=dict(type='int', default=600),
+            unpack_tmpdir=dict(type='path'),
         ), mutually_exclusive=[['clamd_socket', 'clamd_config']]),
+        max_artifact_size=dict(type='str', default='64G'),
+        gpg_max_clock_skew=dict(type='int', default=300),
         hash_buffer_size=dict(type='int', default=4 * 1024 * 1024),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -393,14 +448,24 @@ def main():
             parse_size(clamav.get(key) or '0')
         except VerifyError as exc:
             errors.append('clamav.%s: %s' % (key, exc))
+    try:
+        max_artifact_size = parse_size(params['max_artifact_size'])
+    except VerifyError as exc:
+        errors.append('max_artifact_size: %s' % exc)
+    if params['gpg_max_clock_skew'] < 0:
+        errors.append('gpg_max_clock_skew must not be negative')
+    if (clamav.get('unpack_timeout') or 0) < 1:
+        errors.append('clamav.unpack_timeout must be at least 1 second')
     if params['hash_buffer_size'] < 4096:
         errors.append('hash_buffer_size must be at least 4096 bytes')
     if errors:
         module.fail_json(msg='invalid options: ' + '; '.join(errors), changed=False)
 
     scanner_options = None
+    unpack = {'timeout': clamav.get('unpack_timeout'), 'tmpdir': clamav.get('unpack_tmpdir')}
     if clamav.get('enabled', True):
-        scanner_options = dict((k, v) for k, v in clamav.items() if k != 'enabled')
+        scanner_options = dict((k, v) for k, v in clamav.items()
+                               if k not in ('enabled', 'unpack_timeout', 'unpack_tmpdir'))
 
     evidence = verify_artifacts(
         params['artifacts'],
@@ -409,6 +474,9 @@ def main():
         gpg_binary=params['gpg_binary'],
         clamav=scanner_options,
         buffer_size=params['hash_buffer_size'],
+        max_artifact_size=max_artifact_size,
+        gpg_max_clock_skew=params['gpg_max_clock_skew'],
+        unpack=unpack,
     )
     if not evidence['passed']:
         module.fail_json(msg=failure_message(evidence), changed=False, **evidence)

@@ -40,7 +40,8 @@ def test_checksum_file_formats():
     text = (f"# comment\n{a}  app-1.0.tar.gz\n{b} *bin/agent.deb\n"
             f"SHA512 (notes.txt) = {c}\nSHA256 (app-1.0.tar.gz) = {a}\ngarbage line\n")
     entries = A.parse_checksum_text(text)
-    assert A.lookup_checksum(entries, "app-1.0.tar.gz") == [("sha256", a), ("sha256", a)]
+    # listed twice (GNU and BSD lines) with the same digest: one digest, accepted
+    assert A.lookup_checksum(entries, "app-1.0.tar.gz") == [("sha256", a)]
     assert A.lookup_checksum(entries, "agent.deb") == [("sha256", b)]
     assert A.lookup_checksum(entries, "notes.txt") == [("sha512", c)]
     assert A.lookup_checksum(entries, "missing.bin") == []
@@ -61,43 +62,60 @@ def status(*lines: str) -> str:
     return "\n".join("[GNUPG:] " + line for line in lines) + "\n"
 
 
-GOOD = status("NEWSIG", f"KEY_CONSIDERED {PRIMARY} 0", "SIG_ID x 2026-01-01 1",
+SIG_TIME = 1767225600  # 2026-01-01T00:00:00Z
+GOOD = status("NEWSIG", f"KEY_CONSIDERED {PRIMARY} 0", f"SIG_ID x 2026-01-01 {SIG_TIME}",
               "GOODSIG 457FB060FED712C5 Signer <s@example.test>",
-              f"VALIDSIG {SUBKEY} 2026-01-01 1 0 4 0 22 8 00 {PRIMARY}")
+              f"VALIDSIG {SUBKEY} 2026-01-01 {SIG_TIME} 0 4 0 22 8 00 {PRIMARY}")
+# the primary key and its signing subkey, both created in 2025, never expiring
+KEYS = {PRIMARY: {"primary": PRIMARY, "created": SIG_TIME - 86400 * 300, "expires": None,
+                  "revoked": False, "validity": "-", "subkey": False},
+        SUBKEY: {"primary": PRIMARY, "created": SIG_TIME - 86400 * 200, "expires": None,
+                 "revoked": False, "validity": "-", "subkey": True}}
+NOW = SIG_TIME + 86400
+
+
+def judge(text, pins, keys=KEYS, **kw):
+    return A.judge_gpg_status(text, pins, keys, now=kw.pop("now", NOW), **kw)
 
 
 def test_gpg_good_signature_by_pinned_primary_or_subkey():
-    assert A.judge_gpg_status(GOOD, [PRIMARY])["verdict"] == "pass"
-    assert A.judge_gpg_status(GOOD, [SUBKEY])["verdict"] == "pass"
-    res = A.judge_gpg_status(GOOD, [PRIMARY])
+    assert judge(GOOD, [PRIMARY])["verdict"] == "pass"
+    assert judge(GOOD, [SUBKEY])["verdict"] == "pass"
+    res = judge(GOOD, [PRIMARY])
     assert res["signer_fingerprint"] == SUBKEY and res["primary_fingerprint"] == PRIMARY
+    assert res["signature_created"] == "2026-01-01T00:00:00Z"
+
+
+def test_gpg_without_key_validity_fails_closed():
+    res = A.judge_gpg_status(GOOD, [PRIMARY])
+    assert res["verdict"] == "fail" and "validity" in res["reason"]
 
 
 def test_gpg_good_signature_by_unpinned_key_fails():
-    res = A.judge_gpg_status(GOOD, ["2" * 40])
+    res = judge(GOOD, ["2" * 40])
     assert res["verdict"] == "fail" and "not a pinned" in res["reason"]
 
 
 @pytest.mark.parametrize("keyword", ["EXPKEYSIG", "REVKEYSIG", "EXPSIG", "BADSIG"])
 def test_gpg_failing_keyword_beats_validsig(keyword):
     text = GOOD.replace("GOODSIG", keyword)
-    res = A.judge_gpg_status(text, [PRIMARY])
+    res = judge(text, [PRIMARY])
     assert res["verdict"] == "fail" and keyword in res["reason"]
 
 
 def test_gpg_missing_key_and_no_data():
-    res = A.judge_gpg_status(status("NEWSIG", f"ERRSIG 457FB060FED712C5 22 8 00 1 9 {PRIMARY}",
+    res = judge(status("NEWSIG", f"ERRSIG 457FB060FED712C5 22 8 00 1 9 {PRIMARY}",
                                     "NO_PUBKEY 457FB060FED712C5"), [PRIMARY])
     assert res["verdict"] == "fail" and "NO_PUBKEY" in res["reason"]
-    assert A.judge_gpg_status(status("NODATA 1"), [PRIMARY])["verdict"] == "fail"
-    assert A.judge_gpg_status("", [PRIMARY])["verdict"] == "fail"
+    assert judge(status("NODATA 1"), [PRIMARY])["verdict"] == "fail"
+    assert judge("", [PRIMARY])["verdict"] == "fail"
 
 
 def test_gpg_one_good_one_bad_signature_fails():
     text = GOOD + status("NEWSIG", "BADSIG 457FB060FED712C5 Signer")
-    assert A.judge_gpg_status(text, [PRIMARY])["verdict"] == "fail"
+    assert judge(text, [PRIMARY])["verdict"] == "fail"
     two_news_one_good = status("NEWSIG") + GOOD
-    assert A.judge_gpg_status(two_news_one_good, [PRIMARY])["verdict"] == "fail"
+    assert judge(two_news_one_good, [PRIMARY])["verdict"] == "fail"
 
 
 def test_clamav_output_parsing_and_verdicts():

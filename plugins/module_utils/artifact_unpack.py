@@ -1,0 +1,636 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bounded unpacking of artifacts for the malware scan.
+
+ClamAV does not open every container: a ``.deb`` is an ``ar`` archive, which clamscan scans as
+raw bytes, so malware inside its ``data.tar.gz``/``.xz``/``.zst`` is never seen; an ``.rpm``
+payload is a compressed ``cpio`` behind RPM headers. :class:`Unpacker` opens these (and the
+containers they hold) with its own readers and writes every member as a plain file under a
+generated name (``m000001``...) in a private temporary directory, so the scanner sees the
+contents. Names inside archives are never used as paths: nothing is created or followed
+outside that directory. Links, devices and directories inside archives carry no content and
+are not written.
+
+Formats: ``ar`` (GNU and BSD names; thin archives refused), RPM (lead, signature and main
+header, payload compressed with gzip, bzip2, xz, lzma or zstd, ``cpio`` newc/odc), ``cpio``
+newc/crc/odc, ``tar`` (plain, gzip, bzip2, xz, lzma, zstd; read forward-only), ``zip`` and
+single gzip/bzip2/xz/zstd streams. zstd needs the ``zstd`` program (the standard library has
+no zstd decoder); without it a zstd member cannot be unpacked, which is an error.
+
+Everything is bounded per artifact: total bytes written (``max_bytes``), members
+(``max_members``), nesting (``max_depth``) and wall time (``timeout``). Anything that cannot be
+unpacked completely (limit reached, corrupt or truncated data, encrypted member, unsupported
+variant, missing decompressor) raises :class:`UnpackError` naming the member; the caller
+fails the scan with that reason. Only the standard library is used.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import bz2
+import gzip
+import lzma
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+
+COPY_CHUNK = 1024 * 1024
+# Largest single header read (tar pax/long-name headers, RPM header store): larger is refused.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+_UNPRINTABLE_RE = re.compile(u'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
+
+
+class UnpackError(Exception):
+    """An artifact (or a member) could not be unpacked completely; the message says where."""
+
+
+def printable(text, limit=200):
+    """``text`` safe for a terminal or a page: control and bidi characters escaped, bounded."""
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'backslashreplace')
+    text = _UNPRINTABLE_RE.sub(lambda m: '\\u%04x' % ord(m.group(0)), text)
+    text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def sniff(head, hint=''):
+    """Container format of data starting with ``head`` (at least 512 bytes when available)."""
+    if head.startswith(b'!<arch>\n'):
+        return 'ar'
+    if head.startswith(b'!<thin>\n'):
+        return 'ar-thin'
+    if head.startswith(b'\xed\xab\xee\xdb'):
+        return 'rpm'
+    if head.startswith(b'\x1f\x8b'):
+        return 'gzip'
+    if head.startswith(b'BZh') and head[3:4].isdigit():
+        return 'bzip2'
+    if head.startswith(b'\xfd7zXZ\x00'):
+        return 'xz'
+    if head.startswith(b'\x28\xb5\x2f\xfd'):
+        return 'zstd'
+    if hint.lower().endswith('.lzma') and head[:1] == b'\x5d':
+        return 'lzma'
+    if head.startswith(b'PK\x03\x04') or head.startswith(b'PK\x05\x06'):
+        return 'zip'
+    if head[:6] in (b'070701', b'070702', b'070707'):
+        return 'cpio'
+    if _looks_like_tar(head):
+        return 'tar'
+    return None
+
+
+def _looks_like_tar(head):
+    if len(head) < 512:
+        return False
+    block = head[:512]
+    if block[257:262] == b'ustar':
+        return True
+    try:
+        stored = int(block[148:156].replace(b'\x00', b' ').strip() or b'x', 8)
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    return stored == unsigned and any(block[:100])
+
+
+class _ForwardReader:
+    """A forward-only, bounded file object over a decompressing (or plain) reader.
+
+    ``tarfile`` in ``r:`` mode reads headers with one ``read(size)`` call: a request above
+    ``MAX_HEADER_BYTES`` is refused instead of allocating it. Every byte read counts against
+    ``budget`` (the unpacker's remaining byte allowance, checked by ``check``).
+    """
+
+    def __init__(self, raw, label, check):
+        self.raw = raw
+        self.pos = 0
+        self.label = label
+        self.check = check
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            raise UnpackError('%s: unbounded read refused' % self.label)
+        if size > MAX_HEADER_BYTES and size > COPY_CHUNK:
+            raise UnpackError('%s: a single header of %d bytes is larger than %d bytes'
+                              % (self.label, size, MAX_HEADER_BYTES))
+        out = []
+        want = size
+        while want > 0:
+            chunk = self.raw.read(min(want, COPY_CHUNK))
+            if not chunk:
+                break
+            out.append(chunk)
+            want -= len(chunk)
+            self.check(0, len(chunk))
+        data = b''.join(out)
+        self.pos += len(data)
+        return data
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        if whence == 1:
+            offset += self.pos
+        elif whence != 0:
+            raise UnpackError('%s: cannot seek from the end of a stream' % self.label)
+        if offset < self.pos:
+            raise UnpackError('%s: backwards seek in a stream' % self.label)
+        while self.pos < offset:
+            if not self.read(min(COPY_CHUNK, offset - self.pos)):
+                break
+        return self.pos
+
+    def seekable(self):
+        return False
+
+
+class _ZstdReader:
+    """``zstd -dc`` as a reader of the file ``fd`` from its current offset (killed on close)."""
+
+    def __init__(self, fd, binary, deadline):
+        self.proc = subprocess.Popen([binary, '-dcq', '--no-progress'], stdin=fd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, close_fds=True)
+        delay = max(0.0, deadline - time.monotonic())
+        self.timer = threading.Timer(delay, self._kill)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _kill(self):
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def read(self, size):
+        return self.proc.stdout.read(size)
+
+    def close(self, check=False):
+        self.timer.cancel()
+        if self.proc.poll() is None and not check:
+            self._kill()
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+        err = self.proc.stderr.read(4096).decode('utf-8', 'replace').strip()
+        self.proc.stderr.close()
+        rc = self.proc.wait()
+        if check and rc != 0:
+            raise UnpackError('zstd failed (exit %d): %s' % (rc, err[-300:] or 'no message'))
+
+
+class Unpacker:
+    """Unpack one artifact into a private temporary directory (see the module docstring)."""
+
+    def __init__(self, max_bytes, max_members=10000, max_depth=8, timeout=600, tmpdir=None,
+                 zstd_binary='zstd'):
+        self.max_bytes = int(max_bytes)
+        self.max_members = int(max_members)
+        self.max_depth = int(max_depth)
+        self.timeout = timeout
+        self.tmpdir = tmpdir
+        self.zstd_binary = zstd_binary
+        self.dir = None
+        self._dirfd = None
+        self.members = []        # {'path', 'member', 'size'}
+        self.containers = []     # {'member', 'format'}
+        self.bytes = 0
+        self.read_total = 0
+        self.count = 0
+        self.started = None
+        self.deadline = None
+
+    # ---------------------------------------------------------------------------- public
+    def unpack(self, path, label, fd=None):
+        """Unpack ``path`` (shown as ``label``) recursively; raises UnpackError.
+
+        With ``fd`` (an open descriptor of ``path``, e.g. the one that was hashed) the artifact is
+        read from that descriptor, so the file unpacked is the file checked.
+
+        Members written so far stay listed in :attr:`members` after an error (they are still
+        scanned); :meth:`cleanup` removes the directory.
+        """
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
+        self.dir = tempfile.mkdtemp(prefix='itsop-unpack-', dir=self.tmpdir)
+        os.chmod(self.dir, 0o700)
+        self._dirfd = os.open(self.dir, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        self._explore_file(path, printable(label), 0, hint=label, top=True, top_fd=fd)
+        return self.summary()
+
+    def summary(self):
+        return {'members': len(self.members), 'bytes': self.bytes,
+                'containers': list(self.containers),
+                'seconds': round(time.monotonic() - self.started, 6) if self.started else 0.0}
+
+    def cleanup(self):
+        if self._dirfd is not None:
+            os.close(self._dirfd)
+            self._dirfd = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    # ---------------------------------------------------------------------------- limits
+    def _check(self, extra_bytes, read_bytes=0):
+        self.read_total += read_bytes
+        if self.read_total > 2 * self.max_bytes + 64 * 1024 * 1024:
+            raise UnpackError('decompressed data exceed twice the limit of %d bytes (max_scansize)'
+                              % self.max_bytes)
+        if time.monotonic() > self.deadline:
+            raise UnpackError('unpacking took longer than %s seconds' % self.timeout)
+        if self.bytes + extra_bytes > self.max_bytes:
+            raise UnpackError('unpacked contents exceed the limit of %d bytes (max_scansize)' % self.max_bytes)
+
+    def _new_member(self, display):
+        self.count += 1
+        if self.count > self.max_members:
+            raise UnpackError('more than %d members (max_files) at %s' % (self.max_members, display))
+        self._check(0)
+
+    def _write(self, reader, display, expected=None):
+        """Copy ``reader`` (bounded) into a new member file; returns its path."""
+        name = 'm%06d' % (len(self.members) + 1)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+        fd = os.open(name, flags, 0o600, dir_fd=self._dirfd)
+        path = os.path.join(self.dir, name)
+        entry = {'path': path, 'member': display, 'size': 0}
+        self.members.append(entry)
+        written = 0
+        with os.fdopen(fd, 'wb') as out:
+            while expected is None or written < expected:
+                want = COPY_CHUNK if expected is None else min(COPY_CHUNK, expected - written)
+                self._check(want if expected is not None else 0)
+                chunk = reader.read(want)
+                if not chunk:
+                    break
+                self.bytes += len(chunk)
+                written += len(chunk)
+                entry['size'] = written
+                self._check(0)
+                out.write(chunk)
+        if expected is not None and written != expected:
+            raise UnpackError('%s: truncated (%d of %d bytes)' % (display, written, expected))
+        return path
+
+    # ---------------------------------------------------------------------------- dispatch
+    def _explore_file(self, path, display, depth, hint='', top=False, top_fd=None):
+        if top and top_fd is not None:
+            fd = os.dup(top_fd)
+        elif top:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0)
+                         | getattr(os, 'O_CLOEXEC', 0))
+        else:
+            fd = os.open(os.path.basename(path), os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0)
+                         | getattr(os, 'O_CLOEXEC', 0), dir_fd=self._dirfd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnpackError('%s: not a regular file' % display)
+            head = os.pread(fd, 512, 0)
+            fmt = sniff(head, hint)
+            if fmt is None:
+                return
+            if depth >= self.max_depth:
+                raise UnpackError('%s: %s nested deeper than %d levels (max_recursion)'
+                                  % (display, fmt, self.max_depth))
+            self.containers.append({'member': display, 'format': fmt})
+            try:
+                if fmt == 'ar':
+                    self._ar(fd, display, depth)
+                elif fmt == 'ar-thin':
+                    raise UnpackError('thin ar archive: its members are outside the file')
+                elif fmt == 'rpm':
+                    self._rpm(fd, display, depth)
+                elif fmt == 'zip':
+                    self._zip(fd, display, depth)
+                else:
+                    self._stream(fd, 0, fmt, display, depth)
+            except UnpackError as exc:
+                text = str(exc)
+                raise UnpackError(text if text.startswith(display) else '%s: %s' % (display, text)) from None
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, tarfile.TarError,
+                    zipfile.BadZipFile, NotImplementedError, RuntimeError, struct.error) as exc:
+                raise UnpackError('%s: cannot unpack %s (%s: %s)' % (display, fmt, type(exc).__name__, exc)) from None
+        finally:
+            os.close(fd)
+
+    def _child(self, reader, display, depth, expected=None, hint=''):
+        self._new_member(display)
+        path = self._write(reader, display, expected)
+        self._explore_file(path, display, depth + 1, hint=hint)
+
+    # ---------------------------------------------------------------------------- compression
+    def _decompressor(self, fd, offset, fmt):
+        """A reader of the decompressed data of ``fd`` from ``offset``; returns (reader, closer)."""
+        if fmt == 'zstd':
+            if os.path.sep in self.zstd_binary:
+                binary = self.zstd_binary if os.access(self.zstd_binary, os.X_OK) else None
+            else:
+                binary = shutil.which(self.zstd_binary)
+            if not binary:
+                raise UnpackError('zstd-compressed data cannot be unpacked: program %s not found'
+                                  % self.zstd_binary)
+            dup = os.dup(fd)
+            try:
+                os.lseek(dup, offset, os.SEEK_SET)
+                reader = _ZstdReader(dup, binary, self.deadline)
+            finally:
+                os.close(dup)
+            return reader, reader.close
+        raw = os.fdopen(os.dup(fd), 'rb')
+        raw.seek(offset)
+        if fmt == 'gzip':
+            reader = gzip.GzipFile(fileobj=raw, mode='rb')
+        elif fmt == 'bzip2':
+            reader = bz2.BZ2File(raw, 'rb')
+        elif fmt == 'xz':
+            reader = lzma.LZMAFile(raw, 'rb', format=lzma.FORMAT_XZ)
+        elif fmt == 'lzma':
+            reader = lzma.LZMAFile(raw, 'rb', format=lzma.FORMAT_ALONE)
+        elif fmt in ('tar', 'cpio'):
+            reader = raw
+        else:
+            raw.close()
+            raise UnpackError('unsupported compression %s' % fmt)
+
+        def closer(check=False):
+            reader.close()
+            raw.close()
+        return reader, closer
+
+    def _stream(self, fd, offset, fmt, display, depth, payload_format=None):
+        """Unpack a (possibly compressed) tar, cpio or single stream starting at ``offset``."""
+        reader, closer = self._decompressor(fd, offset, fmt)
+        ok = False
+        try:
+            fwd = _ForwardReader(reader, display, self._check)
+            if fmt in ('tar', 'cpio'):
+                inner = fmt
+                head = b''
+            else:
+                head = fwd.read(512)
+                inner = sniff(head)
+                if payload_format == 'cpio' and inner != 'cpio':
+                    raise UnpackError('RPM payload is not a cpio archive')
+            chained = _Chain(head, fwd)
+            if inner == 'tar':
+                self._tar(chained, display, depth)
+            elif inner == 'cpio':
+                self._cpio(chained, display, depth)
+            else:
+                inner_display = '%s!<%s content>' % (display, fmt)
+                self._child(chained, inner_display, depth)
+            ok = True
+        finally:
+            try:
+                closer(check=ok)
+            except UnpackError:
+                if ok:
+                    raise
+
+    # ---------------------------------------------------------------------------- formats
+    def _ar(self, fd, display, depth):
+        size = os.fstat(fd).st_size
+        pos = 8
+        long_names = b''
+        while pos < size:
+            if pos + 60 > size:
+                raise UnpackError('truncated ar member header at byte %d' % pos)
+            header = os.pread(fd, 60, pos)
+            if header[58:60] != b'`\n':
+                raise UnpackError('corrupt ar member header at byte %d' % pos)
+            raw_name = header[0:16].rstrip(b' ')
+            try:
+                length = int(header[48:58].strip() or b'x')
+            except ValueError:
+                raise UnpackError('corrupt ar member size at byte %d' % pos) from None
+            data_start = pos + 60
+            if length < 0 or data_start + length > size:
+                raise UnpackError('ar member at byte %d claims %d bytes beyond the end of the file'
+                                  % (pos, length))
+            name = raw_name
+            if raw_name.startswith(b'#1/'):
+                try:
+                    name_len = int(raw_name[3:])
+                except ValueError:
+                    raise UnpackError('corrupt BSD ar name at byte %d' % pos) from None
+                if name_len > length or name_len > 4096:
+                    raise UnpackError('corrupt BSD ar name at byte %d' % pos)
+                name = os.pread(fd, name_len, data_start).rstrip(b'\x00')
+                data_start += name_len
+                length -= name_len
+            elif raw_name == b'//':
+                if length > MAX_HEADER_BYTES:
+                    raise UnpackError('ar long-name table of %d bytes' % length)
+                long_names = os.pread(fd, length, data_start)
+            elif raw_name.startswith(b'/') and raw_name[1:].isdigit():
+                offset = int(raw_name[1:])
+                end = long_names.find(b'\n', offset)
+                name = long_names[offset:end if end >= 0 else None].rstrip(b'/')
+            elif raw_name.endswith(b'/') and raw_name != b'/':
+                name = raw_name[:-1]
+            member_display = '%s!%s' % (display, printable(name))
+            reader = os.fdopen(os.dup(fd), 'rb')
+            try:
+                reader.seek(data_start)
+                self._child(reader, member_display, depth, expected=length, hint=printable(name))
+            finally:
+                reader.close()
+            pos = data_start + length
+            pos += pos % 2
+
+    def _tar(self, reader, display, depth):
+        try:
+            archive = tarfile.open(fileobj=reader, mode='r:')
+        except tarfile.ReadError as exc:
+            raise UnpackError('not a readable tar archive (%s)' % exc) from None
+        with archive:
+            while True:
+                member = archive.next()
+                if member is None:
+                    break
+                member_display = '%s!%s' % (display, printable(member.name))
+                if not member.isreg():
+                    # links, directories and devices carry no content, but count as members
+                    self._new_member(member_display)
+                    continue
+                handle = archive.extractfile(member)
+                self._child(handle, member_display, depth, expected=member.size, hint=member.name)
+        self._trailing(reader, display, depth)
+
+    def _trailing(self, reader, display, depth):
+        """Data after the end of a tar/cpio archive in the same stream: scanned, never skipped."""
+        while True:
+            chunk = reader.read(COPY_CHUNK)
+            if not chunk:
+                return
+            if chunk.strip(b'\x00'):
+                self._child(_Chain(chunk, reader), '%s!<data after the end of the archive>' % display, depth)
+                return
+
+    def _cpio(self, reader, display, depth):
+        while True:
+            self._check(0)
+            magic = reader.read(6)
+            if len(magic) < 6:
+                raise UnpackError('truncated cpio archive (no trailer)')
+            if magic in (b'070701', b'070702'):
+                header = reader.read(104)
+                if len(header) < 104:
+                    raise UnpackError('truncated cpio header')
+                try:
+                    fields = [int(header[i:i + 8], 16) for i in range(0, 104, 8)]
+                except ValueError:
+                    raise UnpackError('corrupt cpio header') from None
+                mode, filesize, namesize = fields[1], fields[6], fields[11]
+                name = reader.read(namesize)
+                pad = (4 - (110 + namesize) % 4) % 4
+                reader.read(pad)
+                data_pad = (4 - filesize % 4) % 4
+            elif magic == b'070707':
+                header = reader.read(70)
+                if len(header) < 70:
+                    raise UnpackError('truncated cpio header')
+                try:
+                    mode = int(header[12:18], 8)
+                    namesize = int(header[53:59], 8)
+                    filesize = int(header[59:70], 8)
+                except ValueError:
+                    raise UnpackError('corrupt cpio header') from None
+                name = reader.read(namesize)
+                data_pad = 0
+            else:
+                raise UnpackError('unsupported cpio header %r' % printable(magic))
+            if namesize > 4096 or len(name) < namesize:
+                raise UnpackError('corrupt cpio member name')
+            name = name.rstrip(b'\x00')
+            if name == b'TRAILER!!!':
+                self._trailing(reader, display, depth)
+                return
+            member_display = '%s!%s' % (display, printable(name))
+            if stat.S_ISREG(mode) and filesize > 0:
+                self._child(_Limited(reader, filesize), member_display, depth, expected=filesize,
+                            hint=printable(name))
+            elif filesize:
+                reader.read(filesize)  # symlink target: no content to scan
+            reader.read(data_pad)
+
+    def _zip(self, fd, display, depth):
+        handle = os.fdopen(os.dup(fd), 'rb')
+        with handle, zipfile.ZipFile(handle) as archive:
+            infos = archive.infolist()
+            if len(infos) > self.max_members:
+                raise UnpackError('more than %d members (max_files)' % self.max_members)
+            for info in infos:
+                if info.is_dir():
+                    continue
+                member_display = '%s!%s' % (display, printable(info.filename))
+                if info.flag_bits & 0x1:
+                    raise UnpackError('%s: encrypted member cannot be scanned' % member_display)
+                self._check(info.file_size)
+                with archive.open(info) as member:
+                    self._child(member, member_display, depth, expected=info.file_size,
+                                hint=info.filename)
+
+    def _rpm(self, fd, display, depth):
+        size = os.fstat(fd).st_size
+        pos = 96  # lead
+        tags = {}
+        for index in range(2):
+            header = os.pread(fd, 16, pos)
+            if len(header) < 16 or header[:3] != b'\x8e\xad\xe8':
+                raise UnpackError('corrupt RPM %s header at byte %d' % (('signature', 'main')[index], pos))
+            count, store = struct.unpack('>II', header[8:16])
+            total = 16 * count + store
+            if count > 65536 or total > MAX_HEADER_BYTES or pos + 16 + total > size:
+                raise UnpackError('RPM header at byte %d is too large or truncated' % pos)
+            if index == 1:
+                blob = os.pread(fd, total, pos + 16)
+                data = blob[16 * count:]
+                for entry in range(count):
+                    tag, kind, offset, _cnt = struct.unpack('>IIII', blob[16 * entry:16 * entry + 16])
+                    if kind == 6 and tag in (1124, 1125) and offset < len(data):
+                        end = data.find(b'\x00', offset)
+                        tags[tag] = data[offset:end if end >= 0 else None].decode('ascii', 'replace')
+            pos += 16 + total
+            if index == 0:
+                pos += (8 - pos % 8) % 8
+        payload_format = tags.get(1124, 'cpio')
+        if payload_format != 'cpio':
+            raise UnpackError('unsupported RPM payload format %r' % printable(payload_format))
+        head = os.pread(fd, 512, pos)
+        fmt = sniff(head)
+        compressor = tags.get(1125, 'gzip')
+        if fmt is None and compressor == 'lzma':
+            fmt = 'lzma'
+        if fmt not in ('gzip', 'bzip2', 'xz', 'lzma', 'zstd', 'cpio'):
+            raise UnpackError('unsupported RPM payload (compressor %r)' % printable(compressor))
+        self._stream(fd, pos, fmt, display + '!<payload>', depth, payload_format='cpio')
+
+
+class _Chain:
+    """``head`` bytes followed by ``rest`` (a reader), as one forward reader with ``tell``."""
+
+    def __init__(self, head, rest):
+        self.head = head
+        self.rest = rest
+        self.pos = 0
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            raise UnpackError('unbounded read refused')
+        out = b''
+        if self.pos < len(self.head):
+            out = self.head[self.pos:self.pos + size]
+        if len(out) < size:
+            out += self.rest.read(size - len(out))
+        self.pos += len(out)
+        return out
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        if whence == 1:
+            offset += self.pos
+        elif whence != 0:
+            raise UnpackError('cannot seek from the end of a stream')
+        if offset < self.pos:
+            raise UnpackError('backwards seek in a stream')
+        while self.pos < offset:
+            if not self.read(min(COPY_CHUNK, offset - self.pos)):
+                break
+        return self.pos
+
+    def seekable(self):
+        return False
+
+
+class _Limited:
+    """At most ``size`` bytes of ``reader``."""
+
+    def __init__(self, reader, size):
+        self.reader = reader
+        self.left = size
+
+    def read(self, size):
+        if self.left <= 0:
+            return b''
+        data = self.reader.read(min(size, self.left))
+        self.left -= len(data)
+        return data
+
