@@ -714,6 +714,8 @@ def snapshot_dirs(dest, label):
             record = load_record(path)
         except BackupError:
             continue
+        if record.get('label') != label:
+            continue  # a record copied in from another label
         found.append((record, path))
     found.sort(key=lambda item: (item[0].get('created_epoch', 0), item[0].get('snapshot_id', '')))
     return found
@@ -759,8 +761,12 @@ def find_snapshot(dest=None, label=None, snapshot_id=None, snapshot_path=None):
         if '/' in snapshot_id or snapshot_id.startswith('.'):
             raise BackupError('snapshot_id %r is not valid' % snapshot_id)
         path = os.path.join(dest, label, snapshot_id)
-        if not os.path.isfile(os.path.join(path, RECORD_NAME)):
+        if not os.path.lexists(os.path.join(path, RECORD_NAME)):
             raise BackupError('no complete snapshot %s for label %s under %s' % (snapshot_id, label, dest))
+        found = load_record(path).get('label')
+        if found != label:
+            raise BackupError('snapshot %s under %s/%s records the label %r; refusing it' % (
+                snapshot_id, dest, label, found))
         return path
     found = snapshot_dirs(dest, label)
     if not found:
@@ -1852,10 +1858,12 @@ def extract(archive_path, kind, root, xattrs=True, names=None, track=None, inspe
         if dec and track:
             track(dec)
         src = raw if raw is not None else (dec.stdout if inspect is not None else None)
+        at_end = False
         if src is not None:
             with src:
                 try:
                     _pump(src.fileno(), tar.stdin.fileno(), inspect.feed if inspect is not None else _ignore)
+                    at_end = True
                     if inspect is not None:
                         inspect.close()
                 except ArchiveRefused as exc:
@@ -1863,7 +1871,14 @@ def extract(archive_path, kind, root, xattrs=True, names=None, track=None, inspe
                 except _CompressorGone:
                     pass  # tar stopped early; its exit status and message tell why
         if refused is not None:
-            _stop(tar, dec)
+            _stop(tar)
+            if dec is not None and at_end:  # the stream ended early: the decompressor's error says why
+                dec.wait()
+                if dec.returncode != 0:
+                    raise BackupError('decompressing %s failed: %s' % (
+                        archive_path, dec.stderr.read().decode('utf-8', 'replace').strip() or 'exit %d'
+                        % dec.returncode))
+            _stop(dec)
             raise refused_error(refused)
         tar.stdin.close()
         tar.stdin = None
@@ -2213,18 +2228,23 @@ def scan_archive(archive_path, kind, manifest_path, root, allow_devices=False):
     scan = MemberScan(manifest_path, allow_devices=allow_devices, extra=extra)
     proc, raw = _decompress_popen(archive_path, kind, subprocess.PIPE)
     stream = proc.stdout if proc else raw
+    refused = None
     try:
         _pump(stream.fileno(), None, scan.feed)
+        if proc:
+            proc.wait()  # the stream ended: the decompressor has exited, or is about to
         scan.close()
     except ArchiveRefused as exc:
-        raise refused_error(exc) from None
+        refused = exc
     finally:
         stream.close()
         if proc:
             _stop(proc)
     if proc and proc.returncode not in (0, -9):
         raise BackupError('decompressing %s failed: %s' % (
-            archive_path, proc.stderr.read().decode('utf-8', 'replace').strip()))
+            archive_path, proc.stderr.read().decode('utf-8', 'replace').strip() or 'exit %d' % proc.returncode))
+    if refused is not None:
+        raise refused_error(refused)
     return scan.count
 
 

@@ -14,10 +14,15 @@ short_description: Restore a backup snapshot to its original paths or to an alte
 version_added: 0.1.0
 description:
   - Restores a snapshot made by M(itsop.change.backup_snapshot).
-  - Before anything is written it re-hashes the archive and the manifest against the snapshot record, then reads
-    every archive member and refuses the whole restore when one would land outside the target (absolute names,
-    C(..), members below a symlink member, hard links out of the tree, symlinks already in the target that lead
-    outside it), is a device node (unless O(allow_devices=true)) or does not match the manifest.
+  - Before anything is written it re-hashes the archive and the manifest against the snapshot record (and checks
+    the record's HMAC with O(record_key)), then reads every archive member with a strict tar reader and refuses
+    the whole restore when a header could be read differently by another tar reader (GNU long names, several
+    extended headers for one member, bad checksums, ...), when a member would land outside the target (absolute
+    names, C(..), members below a symlink member, hard links to or through a symlink, parents, directories or
+    hard-link targets that are symlinks in the target leading outside it), is a device node (unless
+    O(allow_devices=true)) or does not match the manifest entry at its position. A refused restore writes
+    nothing. M(itsop.change.backup_verify) applies the same member check.
+  - Names that are not UTF-8 are returned escaped, with their bytes in RV(escaped_names).
   - Compares the manifest with what is on disk under O(root); when nothing differs nothing is written
     (C(changed=false)). Otherwise only the entries that differ (missing, or different type, mode, owner, size,
     content or symlink target) are extracted with GNU tar keeping owners (numeric ids), modes, symlinks, mtimes

@@ -649,3 +649,25 @@ def test_oversized_or_duplicate_key_record_is_refused(tmp_path: Path) -> None:
         handle.truncate(b.RECORD_LIMIT + 1)
     with pytest.raises(b.BackupError, match="larger than the limit"):
         b.restore_snapshot(str(snap), root=str(tmp_path / "root"))
+
+
+def test_a_record_copied_under_another_label_is_not_taken_for_it(tmp_path: Path, signed: dict) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(signed["snapshot_dir"], store / "OTHER" / signed["snapshot_id"])
+    with pytest.raises(b.BackupError, match="records the label 'SIG'"):
+        b.find_snapshot(str(store), "OTHER", signed["snapshot_id"])
+    with pytest.raises(b.BackupError, match="no complete snapshot for label OTHER"):
+        b.find_snapshot(str(store), "OTHER")
+
+
+def test_a_truncated_compressed_stream_is_reported_as_such(tmp_path: Path, signed: dict) -> None:
+    """A damaged gzip archive whose recorded hash was forged: the decompressor's error is the reason given."""
+    archive = Path(signed["archive_path"])
+    archive.write_bytes(archive.read_bytes()[:-40])
+    record = json.loads(Path(signed["record_path"]).read_text())
+    record["archive"]["sha256"] = hashlib.sha256(archive.read_bytes()).hexdigest()
+    Path(signed["record_path"]).write_text(json.dumps(record))
+    with pytest.raises(b.BackupError, match=r"decompressing .* failed"):
+        b.restore_snapshot(signed["snapshot_dir"], root=str(tmp_path / "alt"))
+    _c, verdict = b.verify_snapshot(signed["snapshot_dir"], tmpdir=str(tmp_path), record_result=False)
+    assert verdict["verdict"] == "failed" and "decompressing" in verdict["failures"][0], verdict["failures"]
