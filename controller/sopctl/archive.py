@@ -47,7 +47,7 @@ import yaml
 from . import __version__
 from . import approvals as ap
 from .changelog import chain
-from .errors import SopctlError
+from .errors import SopctlError, naming
 from .store import private_dir, utc_now
 
 MANIFEST = "MANIFEST.json"
@@ -247,9 +247,11 @@ def build_archive(engine: Any, change_id: str, out_dir: Path | None = None,
         os.chmod(tmp, 0o400)
         os.link(tmp, path)  # never replaces an existing archive (fails if the name exists)
         os.unlink(tmp)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            os.unlink(tmp)  # nothing partial is left behind
+        if isinstance(exc, OSError):
+            raise naming(exc, path) from exc
         raise
     return {"path": str(path), "sha256": _sha256(path.read_bytes()), "manifest_sha256": _sha256(manifest_bytes),
             "files": len(manifest["files"]), "key_id": key_id, "public_key": str(pub_path),
@@ -433,11 +435,49 @@ def verify_archive(path: str | Path, public_keys: list[str], roster: str | Path 
     return res
 
 
+# ------------------------------------------------------------------------------ approvals
+#: outcome of checking one stored decision against a roster (see :func:`check_decision`)
+SIG_VALID = "valid"
+SIG_NOT_IN_ROSTER = "not_in_roster"
+SIG_NO_KEY = "no_key"
+SIG_OTHER_KEY = "other_key"
+SIG_INVALID = "invalid"
+
+
+def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None) -> tuple[str, str]:
+    """Check a stored decision's signature against the signer's roster entry; ``(status, reason)``.
+
+    Only :data:`SIG_VALID` counts. The other outcomes say *why* not, so that an approver taken
+    out of the roster after signing (:data:`SIG_NOT_IN_ROSTER`: nothing to check the signature
+    with) or a person whose key was replaced (:data:`SIG_OTHER_KEY`) is not reported as a
+    tampered decision (:data:`SIG_INVALID`: the signature does not verify with the key that
+    signed it according to the roster).
+    """
+    who = row.get("person")
+    if not in_roster:
+        return SIG_NOT_IN_ROSTER, (f"signer {who} is no longer in the roster (removed after signing, or the "
+                                   "decision names someone else): its signature cannot be checked")
+    if not pem:
+        return SIG_NO_KEY, f"the roster has no public key for {who}: the signature cannot be checked"
+    if ap.verify_decision(row, pem):
+        return SIG_VALID, "signature verified"
+    try:
+        current = ap.key_id(ap.load_public_pem(pem, str(who)))
+    except SopctlError as exc:
+        return SIG_NO_KEY, f"the roster's public key for {who} is unusable ({exc}): the signature cannot be checked"
+    if row.get("key_id") and row.get("key_id") != current:
+        return SIG_OTHER_KEY, (f"signed with key {row.get('key_id')}, but the roster now lists key {current} for "
+                               f"{who} (key replaced after signing, or a decision signed by another key): "
+                               "the signature does not verify with the roster's key")
+    return SIG_INVALID, f"signature does not verify with {who}'s public key (decision edited or forged)"
+
+
 def _verify_approvals(members: dict[str, bytes], roster_path: str | Path | None, res: ArchiveResult) -> None:
     try:
         rows = json.loads(members["approvals.json"].decode("utf-8"))
         arch_roster = json.loads(members["roster.json"].decode("utf-8"))["people"]
-    except (KeyError, ValueError, UnicodeDecodeError, TypeError) as exc:
+        assert isinstance(rows, list) and isinstance(arch_roster, dict)
+    except (KeyError, ValueError, UnicodeDecodeError, TypeError, AssertionError) as exc:
         res.fail(f"approvals.json / roster.json missing or unreadable ({exc})")
         return
     pinned = None
@@ -466,55 +506,69 @@ def _verify_approvals(members: dict[str, bytes], roster_path: str | Path | None,
         cr_dig = plan_dig = None
         targets = []
     checked = bound = 0
+    outcomes: dict[str, int] = {}
     for row in rows:
+        if not isinstance(row, dict):
+            res.fail("approvals.json: an entry is not an object")
+            continue
         who, gate = row.get("person"), row.get("gate")
         label = f"approvals.json: {row.get('decision')} of {who} at gate {gate} ({row.get('time')})"
-        person = arch_roster.get(who)
-        if person is None or not person.get("public_key"):
-            res.fail(f"{label}: signer is not in the archive's roster")
+        person = arch_roster.get(who) if isinstance(who, str) else None
+        pem = person.get("public_key") if isinstance(person, dict) else None
+        status, reason = check_decision(row, isinstance(person, dict),
+                                        pem.encode("ascii", "replace") if isinstance(pem, str) else None)
+        outcomes[status] = outcomes.get(status, 0) + 1
+        if status != SIG_VALID:
+            res.fail(f"{label}: {reason} (archive roster)")
             continue
         if pinned is not None:
             pp = pinned.people.get(who)
             if pp is None or not pp.public_key_pem:
-                res.fail(f"{label}: signer {who} is not in the pinned roster {roster_path}")
+                res.fail(f"{label}: signer {who} is not in the pinned roster {roster_path} (removed from the roster "
+                         "after signing, or never in it); the signature verifies with the archive roster's key")
                 continue
             if ap.key_id(ap.load_public_pem(pp.public_key_pem, who)) != \
-                    ap.key_id(ap.load_public_pem(person["public_key"].encode("ascii"), who)):
+                    ap.key_id(ap.load_public_pem(pem.encode("ascii"), who)):
                 res.fail(f"{label}: the archive's key for {who} differs from the pinned roster's key")
                 continue
             if row.get("role") not in pp.roles:
                 res.fail(f"{label}: {who} does not hold role {row.get('role')} in the pinned roster")
                 continue
-        if not ap.verify_decision(row, person["public_key"].encode("ascii")):
-            res.fail(f"{label}: signature does not verify with {who}'s public key (decision edited or forged)")
-            continue
         checked += 1
         if cr_dig and row.get("binding") == ap.binding_digest(res.change_id or "", gate, cr_dig, plan_dig, targets):
             bound += 1
     res.checks["approvals"] = {"total": len(rows), "signatures_verified": checked,
-                               "bound_to_archived_cr_and_plan": bound, "roster_pinned": pinned is not None}
+                               "bound_to_archived_cr_and_plan": bound, "roster_pinned": pinned is not None,
+                               **{f"signer_{k}": n for k, n in sorted(outcomes.items()) if k != SIG_VALID}}
     if rows and bound < checked:
         res.notes.append(f"{checked - bound} verified decision(s) are bound to an earlier version of the change "
                          "request or plan (void)")
 
 
-def print_result(res: ArchiveResult, as_json: bool) -> int:
+def print_result(res: ArchiveResult, as_json: bool, args: Any = None) -> int:
+    """Print the verification; its code is declared first (a closed pipe still ends with it)."""
+    from .errors import declare_result
+    from .textsafe import one_line
+
+    if args is not None:
+        declare_result(args, res.exit_code)
     if as_json:
         print(json.dumps(res.to_dict(), indent=2, sort_keys=True, default=str))
         return res.exit_code
+    lines = []
     state = "INTACT" if res.ok else ("UNREADABLE" if res.unreadable else "FAILED")
-    print(f"{res.path}: archive {state}" + (f" ({res.change_id})" if res.change_id else ""))
+    lines.append(f"{res.path}: archive {state}" + (f" ({res.change_id})" if res.change_id else ""))
     for k, v in res.checks.items():
         if k == "audit_logs":
             for r in v:
-                print(f"  audit {r['file']}: {r['summary']}; signature {r['signature']}")
+                lines.append(f"  audit {r['file']}: {r['summary']}; signature {r['signature']}")
         else:
-            print(f"  {k}: {v if not isinstance(v, dict) else ', '.join(f'{a} {b}' for a, b in v.items())}")
+            lines.append(f"  {k}: {v if not isinstance(v, dict) else ', '.join(f'{a} {b}' for a, b in v.items())}")
     ret = res.metadata.get("retention") if isinstance(res.metadata, dict) else None
-    if ret:
-        print(f"  retention: {ret.get('setting')} (keep until {ret.get('keep_until')}; {ret.get('source')})")
-    for p in res.problems:
-        print(f"  PROBLEM: {p}")
-    for n in res.notes:
-        print(f"  note: {n}")
+    if isinstance(ret, dict):
+        lines.append(f"  retention: {ret.get('setting')} (keep until {ret.get('keep_until')}; {ret.get('source')})")
+    lines.extend(f"  PROBLEM: {p}" for p in res.problems)
+    lines.extend(f"  note: {n}" for n in res.notes)
+    for line in lines:  # every line is one line: text from the archive cannot add or rewrite lines
+        print(one_line(line))
     return res.exit_code

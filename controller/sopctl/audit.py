@@ -2,7 +2,11 @@
 
 The verification logic is NOT here: it lives once in the collection
 (``plugins/module_utils/audit_chain.py``) and is shared with the ``itsop.change.audit_log``
-callback. Exit codes: 0 intact, 1 tampered / torn tail / incomplete, 2 unreadable or bad usage.
+callback. Exit codes: 0 intact, 1 tampered / torn tail / incomplete, 2 unreadable or bad usage
+(the others, e.g. 5 when the collection is not found, come from the boundary in ``sopctl.cli``).
+A verification declares its result before printing it, so ``sopctl audit verify DIR | head`` still
+ends with the verification's code when ``head`` stops reading. Every line printed is made of
+:func:`sopctl.textsafe.one_line` fields: a log cannot add, hide or rewrite lines on the terminal.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .collection import CollectionNotFound, ensure_importable
+from .collection import ensure_importable
+from .errors import declare_result
+from .textsafe import one_line
 
 EXIT_OK = 0
 EXIT_BAD = 1
@@ -79,7 +85,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _err(msg: str) -> None:
-    print(f"sopctl audit: {msg}", file=sys.stderr)
+    print(f"sopctl audit: {one_line(msg)}", file=sys.stderr)
 
 
 def _verify_all(path: str, public_keys: list[str], expect_head: str | None = None):
@@ -102,26 +108,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from . import archive  # an audit archive (tar): see sopctl/archive.py
 
     if archive.is_archive(args.path):
-        return archive.print_result(archive.verify_archive(args.path, args.public_key, args.roster), args.json)
-    try:
-        results, error = _verify_all(args.path, args.public_key, args.expect_head)
-    except CollectionNotFound as exc:
-        _err(str(exc))
-        return EXIT_USAGE
+        return archive.print_result(archive.verify_archive(args.path, args.public_key, args.roster), args.json, args)
+    results, error = _verify_all(args.path, args.public_key, args.expect_head)
     if error:
+        declare_result(args, EXIT_USAGE)
         if args.json:
             print(json.dumps({"ok": False, "error": error, "results": []}, indent=2))
         _err(error)
         return EXIT_USAGE
-    code = _exit_code(results)
+    code = declare_result(args, _exit_code(results))  # the result, before any output can fail
     if args.json:
         print(json.dumps({"ok": code == 0, "exit_code": code,
                           "results": [r.to_dict() for r in results]}, indent=2))
         return code
     for r in results:
-        print(f"{r.path}: {r.summary()}")
+        print(one_line(f"{r.path}: {r.summary()}"))
         if r.run_id:
-            print(f"  run id {r.run_id}; {r.first_time} .. {r.last_time}")
+            print(one_line(f"  run id {r.run_id}; {r.first_time} .. {r.last_time}"))
         sig = {
             "verified": f"signatures verified ({r.signed_checkpoints} signed checkpoints, key "
                         f"{', '.join(map(str, r.key_ids))})",
@@ -129,9 +132,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "not_checked": "signatures NOT checked: the log is signed but no --public-key was given",
             "invalid": "SIGNATURE CHECK FAILED",
         }[r.signature]
-        print(f"  {sig}")
+        print(one_line(f"  {sig}"))
         for note in r.notes:
-            print(f"  note: {note}")
+            print(one_line(f"  note: {note}"))
     return code
 
 
@@ -163,7 +166,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         records, results = _load_records(args.path, args.public_key)
-    except (FileNotFoundError, CollectionNotFound) as exc:
+    except FileNotFoundError as exc:
         _err(str(exc))
         return EXIT_USAGE
     code = _exit_code(results)
@@ -175,7 +178,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     except JMESPathError as exc:
         _err(f"JMESPath evaluation failed: {exc}")
         return EXIT_USAGE
-    print(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False))
+    declare_result(args, code)
+    # ensure_ascii: control, bidi and format characters of the records are \u-escaped (exact and inert)
+    print(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=True))
     return code
 
 
@@ -193,12 +198,14 @@ def _msg(rec: dict[str, Any]) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     try:
         records, results = _load_records(args.path, args.public_key)
-    except (FileNotFoundError, CollectionNotFound) as exc:
+    except FileNotFoundError as exc:
         _err(str(exc))
         return EXIT_USAGE
+    declare_result(args, _exit_code(results))
     out = sys.stdout
+    q = one_line  # every field from a record is shown on one line, its control characters as markers
     for r in results:
-        out.write(f"{r.path}\n  verification: {r.summary()}\n  signature: {r.signature}\n")
+        out.write(f"{q(r.path)}\n  verification: {q(r.summary())}\n  signature: {q(r.signature)}\n")
     runs: OrderedDict[str, dict[str, Any]] = OrderedDict()
     for rec in records:
         run = runs.setdefault(rec.get("run_id"), {"first": rec, "last": rec, "results": []})
@@ -208,18 +215,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     for run_id, run in runs.items():
         first, last = run["first"], run["last"]
         op = first.get("operator") or {}
-        who = op.get("os_user", "?") + (f" (declared: {op['declared']})" if op.get("declared") else "")
-        out.write(f"\nrun {run_id}\n  change {first.get('change_id') or '-'}  stage {first.get('stage') or '-'}"
-                  f"  operator {who}  controller {first.get('controller') or '-'}\n"
-                  f"  time {first.get('time')} .. {last.get('time')}\n")
+        who = q(op.get("os_user", "?")) + (f" (declared: {q(op['declared'])})" if op.get("declared") else "")
+        out.write(f"\nrun {q(run_id)}\n  change {q(first.get('change_id') or '-')}"
+                  f"  stage {q(first.get('stage') or '-')}  operator {who}"
+                  f"  controller {q(first.get('controller') or '-')}\n"
+                  f"  time {q(first.get('time'))} .. {q(last.get('time'))}\n")
         res = run["results"]
         bad = [x for x in res if x.get("status") in ("failed", "item_failed", "unreachable", "async_failed")]
         out.write(f"\n  FAILURES ({len(bad)})\n")
         for x in bad:
             ign = " [ignored]" if x.get("ignore_errors") else ""
-            item = f" item={json.dumps(x['item'], ensure_ascii=False)}" if "item" in x else ""
-            out.write(f"    {x.get('status').upper():12} {x.get('host')}: {(x.get('task') or {}).get('name')}"
-                      f"{item}{ign} -- {_msg(x)}\n")
+            item = f" item={json.dumps(x['item'], ensure_ascii=True)}" if "item" in x else ""
+            out.write(f"    {q(str(x.get('status')).upper()):12} {q(x.get('host'))}: "
+                      f"{q((x.get('task') or {}).get('name'))}{item}{ign} -- {q(_msg(x))}\n")
         hosts: dict[str, Counter] = {}
         for x in res:
             if x.get("status") in ("ok", "failed", "skipped", "unreachable"):
@@ -230,7 +238,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.write("\n  PER HOST               ok changed failed skipped unreachable\n")
         for host in sorted(hosts):
             c = hosts[host]
-            out.write(f"    {host:20} {c['ok']:3} {c['changed']:7} {c['failed']:6} {c['skipped']:7} "
+            out.write(f"    {q(host):20} {c['ok']:3} {c['changed']:7} {c['failed']:6} {c['skipped']:7} "
                       f"{c['unreachable']:11}\n")
         tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
         for x in res:
@@ -246,21 +254,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             c, t = entry["c"], entry["task"]
             parts = ", ".join(f"{k} {c[k]}" for k in ("ok", "changed", "failed", "skipped", "unreachable")
                               if c[k])
-            out.write(f"    {t.get('name')} [{t.get('action')}]: {parts}\n")
+            out.write(f"    {q(t.get('name'))} [{q(t.get('action'))}]: {parts}\n")
         if last.get("type") == "checkpoint" and last.get("final"):
-            out.write(f"\n  ended with final checkpoint ({last.get('reason') or 'end'})\n")
+            out.write(f"\n  ended with final checkpoint ({q(last.get('reason') or 'end')})\n")
         interrupted = [x for x in records if x.get("type") == "interrupted" and x.get("run_id") == run_id]
         for x in interrupted:
-            out.write(f"  INTERRUPTED by {x.get('signal')} at {x.get('time')}\n")
+            out.write(f"  INTERRUPTED by {q(x.get('signal'))} at {q(x.get('time'))}\n")
     return _exit_code(results)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    try:
-        ac = chain()
-    except CollectionNotFound as exc:
-        _err(str(exc))
-        return EXIT_USAGE
+    ac = chain()
     public = args.public_key or f"{args.private_key}.pub"
     try:
         key_id = ac.write_keypair(args.private_key, public, overwrite=args.force)

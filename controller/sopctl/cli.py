@@ -4,16 +4,34 @@ Each command lives in its own module with a ``register(subparsers)`` function th
 parser and sets ``func`` (a callable taking the parsed arguments and returning the exit code).
 To add a command: write ``sopctl/<command>.py`` with ``register()`` and list it in
 ``COMMAND_MODULES``.
+
+:func:`main` is the one error boundary of every command: whatever goes wrong ends in one line on
+stderr (``sopctl COMMAND: ...``) and a documented exit code (:mod:`sopctl.errors`, table in
+docs/sopctl.md), never a traceback (``SOPCTL_DEBUG=1`` adds it). Everything printed goes through
+:class:`sopctl.textsafe.SafeStream`: text from a change cannot reach the terminal raw.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import json
 import os
+import sqlite3
 import sys
+import traceback
 
 from . import __version__
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    EXIT_OUTPUT_CLOSED,
+    EXIT_USAGE,
+    SopctlError,
+)
+from .textsafe import multi_line, one_line, safe_streams
 
 #: command modules (relative to this package), each with ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
@@ -35,22 +53,109 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: strerror (ENAME)``; without a path, where sopctl keeps its state."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno or 0)
+    what += f" ({name})" if name else ""
+    if exc.filename is not None:
+        path = os.fsdecode(exc.filename)
+        if exc.filename2 is not None:
+            path += f" -> {os.fsdecode(exc.filename2)}"
+        return f"{path}: {what}"
+    from .store import sopctl_home
+
+    return f"{what} (writing or reading under SOPCTL_HOME {sopctl_home()})"
+
+
+def _command_name(args: argparse.Namespace | None) -> str:
+    if args is None or not getattr(args, "command", None):
+        return "sopctl"
+    sub = next((getattr(args, a) for a in ("audit_command", "roster_command", "identity_command")
+                if getattr(args, a, None)), None)
+    return f"sopctl {args.command}" + (f" {sub}" if sub else "")
+
+
+def _report(args: argparse.Namespace, message: str, code: int, rule: str | None = None,
+            multiline: bool = False) -> int:
+    """One line on stderr (and the JSON error object with --json); never raises.
+
+    ``multiline`` only for sopctl's own reported errors that list several items (e.g. every bad
+    field of a change request, one per line); their control characters are neutralised too.
+    """
+    line = multi_line(message) if multiline else one_line(message)
+    if getattr(args, "json", False):
+        try:
+            print(json.dumps({"ok": False, "error": line, "exit_code": code, "rule": rule}))
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
-        return int(exc.code or 0)
-    func = getattr(args, "func", None)
-    if not getattr(args, "command", None) or func is None:
-        parser.print_help(sys.stderr)
-        return 2
+        print(f"{_command_name(args)}: {line}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def _discard_stdout() -> None:
+    """After a broken pipe: point fd 1 at /dev/null so the flush at exit cannot fail again."""
     try:
-        return int(func(args))
-    except BrokenPipeError:  # output piped into e.g. head: not an error of sopctl
+        fd = sys.__stdout__.fileno() if sys.__stdout__ else 1
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .store import StoreError, sopctl_home
+
+    func = args.func
+    try:
+        code = int(func(args))
+        args.result_code = code  # the command's result is known now
+        sys.stdout.flush()  # a broken pipe shows here for short, buffered output
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        result = getattr(args, "result_code", None)
+        if result is None:
+            return _report(args, "output closed before the command finished (broken pipe)", EXIT_OUTPUT_CLOSED)
+        return result  # the command's own result (e.g. the verification's), never 0 unless it succeeded
+    except SopctlError as exc:
+        return _report(args, str(exc), exc.code, getattr(exc, "rule", None), multiline=True)
+    except StoreError as exc:
+        return _report(args, str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _report(args, describe_os_error(exc), EXIT_IO)
+    except sqlite3.Error as exc:
+        return _report(args, f"state store {sopctl_home() / 'sopctl.db'}: {exc}", EXIT_IO)
+    except KeyboardInterrupt:
+        return _report(args, "interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug is one line too
+        if os.environ.get("SOPCTL_DEBUG") == "1":
+            traceback.print_exc(file=sys.stderr)
+        return _report(args, f"internal error: {type(exc).__name__}: {exc} "
+                             "(set SOPCTL_DEBUG=1 for the traceback)", EXIT_INTERNAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = safe_streams(*saved)
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
+            return int(exc.code or 0)
+        if not getattr(args, "command", None) or getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import InstallError
+
 COLLECTION_RELPATH = Path("ansible_collections") / "itsop" / "change"
 
 
-class CollectionNotFound(RuntimeError):
-    pass
+class CollectionNotFound(InstallError):
+    """The collection is not installed where sopctl looks: one line and exit 5 (EXIT_INSTALL)."""
 
 
 def _candidates() -> list[Path]:

@@ -3,7 +3,9 @@ roster check, identity keygen.
 
 Exit codes: 0 done (or waiting at a people gate), 1 a stage failed, 2 bad usage / invalid input /
 unknown change, 3 refused by a policy rule (the message names the rule:
-``refused (SoD-1: requester budi cannot approve the plan)``).
+``refused (SoD-1: requester budi cannot approve the plan)``); errors end in ``sopctl.cli.main``'s
+boundary (one line, the codes of docs/sopctl.md). Text from a change or the inventory is printed
+through :func:`sopctl.textsafe.one_line`: a title or comment cannot add, hide or rewrite lines.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_OK, EXIT_USAGE, SopctlError
+from .errors import EXIT_OK, EXIT_USAGE, SopctlError, declare_result
+from .textsafe import one_line
 
 
 def _engine(args: argparse.Namespace):
@@ -23,24 +26,11 @@ def _engine(args: argparse.Namespace):
     return Engine(json_mode=getattr(args, "json", False))
 
 
-def _guard(func):
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except SopctlError as exc:
-            if getattr(args, "json", False):
-                print(json.dumps({"ok": False, "error": str(exc), "exit_code": exc.code,
-                                  "rule": getattr(exc, "rule", None)}))
-            print(f"sopctl {args.command}: {exc}", file=sys.stderr)
-            return exc.code
-    return wrapper
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("validate", help="validate a change request file")
     p.add_argument("change_request", type=Path, metavar="CR.yml")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_validate))
+    p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser("submit", help="validate and register a change request")
     p.add_argument("change_request", type=Path, metavar="CR.yml")
@@ -48,13 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-conflict", action="store_true",
                    help="register even if another open change touches the same hosts in an overlapping window")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_submit))
+    p.set_defaults(func=cmd_submit)
 
     p = subparsers.add_parser("run", help="advance a change as far as its gates allow (safe to repeat)")
     p.add_argument("change_id", metavar="CHANGE_ID")
     p.add_argument("--until", choices=["1", "2", "3", "4", "5"], help="do not start stages after this one")
     p.add_argument("--json", action="store_true", help="progress and result as JSON lines")
-    p.set_defaults(func=_guard(cmd_run))
+    p.set_defaults(func=cmd_run)
 
     for name, help_text in (("approve", "approve a gate (signed with your identity)"),
                             ("reject", "reject a gate (signed with your identity)")):
@@ -65,27 +55,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="reason / evaluation (required for reject and for security at gate plan)")
         p.add_argument("--role", help="the role you sign for when you hold several of the gate's roles")
         p.add_argument("--json", action="store_true")
-        p.set_defaults(func=_guard(cmd_decide), decision="approve" if name == "approve" else "reject")
+        p.set_defaults(func=cmd_decide, decision="approve" if name == "approve" else "reject")
 
     p = subparsers.add_parser("status", help="where a change stands: stages, gates, approvals")
     p.add_argument("change_id", metavar="CHANGE_ID")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_status))
+    p.set_defaults(func=cmd_status)
 
     p = subparsers.add_parser("list", help="list changes")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_list))
+    p.set_defaults(func=cmd_list)
 
     p = subparsers.add_parser("rollback", help="run the rollback playbook for a change")
     p.add_argument("change_id", metavar="CHANGE_ID")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_rollback))
+    p.set_defaults(func=cmd_rollback)
 
     p = subparsers.add_parser("cancel", help="withdraw a change before stage 3 (requester or IT manager)")
     p.add_argument("change_id", metavar="CHANGE_ID")
     p.add_argument("--reason", required=True, help="why (recorded in the audit log and the report)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_cancel))
+    p.set_defaults(func=cmd_cancel)
 
     roster = subparsers.add_parser("roster", help="check the roster (people, roles, keys, quorum)")
     rsub = roster.add_subparsers(dest="roster_command", metavar="SUBCOMMAND")
@@ -93,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = rsub.add_parser("check", help="load the roster and freeze calendar and report problems")
     p.add_argument("--roster", type=Path, help="roster file (default: 'roster' in config.yml)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_roster_check))
+    p.set_defaults(func=cmd_roster_check)
 
     ident = subparsers.add_parser("identity", help="manage your signing identity")
     isub = ident.add_subparsers(dest="identity_command", metavar="SUBCOMMAND")
@@ -103,27 +93,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dir", type=Path, help="directory (default: the directory of SOPCTL_IDENTITY or "
                                             "~/.config/sopctl)")
     p.add_argument("--force", action="store_true")
-    p.set_defaults(func=_guard(cmd_keygen))
+    p.set_defaults(func=cmd_keygen)
     p = isub.add_parser("show", help="show your identity and whether it matches the roster")
-    p.set_defaults(func=_guard(cmd_identity_show))
+    p.set_defaults(func=cmd_identity_show)
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    # ensure_ascii (the default): control, bidi and format characters are \u-escaped, exact and inert
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=True))
+
+
+def _say(line: str) -> None:
+    """Print one line of human output; the fields in it cannot add, hide or rewrite lines."""
+    print(one_line(line))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .changes import validate_file
 
     errors = validate_file(args.change_request)
+    declare_result(args, EXIT_OK if not errors else EXIT_USAGE)
     if args.json:
         _print_json({"ok": not errors, "errors": errors, "path": str(args.change_request)})
     elif errors:
-        print(f"{args.change_request}: invalid change request (CR-1):", file=sys.stderr)
+        print(one_line(f"{args.change_request}: invalid change request (CR-1):"), file=sys.stderr)
         for e in errors:
-            print(f"  - {e}", file=sys.stderr)
+            print(one_line(f"  - {e}"), file=sys.stderr)
     else:
-        print(f"{args.change_request}: valid")
+        _say(f"{args.change_request}: valid")
     return EXIT_OK if not errors else EXIT_USAGE
 
 
@@ -137,21 +134,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except SopctlError:
         operator = None
     res = eng.submit(args.change_request, args.inventory, operator, args.allow_conflict)
+    declare_result(args, EXIT_OK)  # submitted: a closed output cannot undo it
     if args.json:
         _print_json(dict(res, ok=True))
     else:
-        print(f"{res['change_id']}: submitted")
+        _say(f"{res['change_id']}: submitted")
         for env, hosts in res["targets"].items():
-            print(f"  {env}: {', '.join(hosts) or '-'}")
+            _say(f"  {env}: {', '.join(hosts) or '-'}")
         for w in res["warnings"]:
-            print(f"  warning: {w}")
-        print(f"  next: sopctl run {res['change_id']}")
+            _say(f"  warning: {w}")
+        _say(f"  next: sopctl run {res['change_id']}")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     eng = _engine(args)
-    code = eng.run(args.change_id, args.until)
+    code = declare_result(args, eng.run(args.change_id, args.until))
     if args.json:
         st = eng.status(args.change_id)
         print(json.dumps({"event": "result", "ok": True, "exit_code": code, "state": st["state"],
@@ -162,31 +160,67 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     eng = _engine(args)
     res = eng.decide(args.change_id, args.gate, args.decision, args.comment, args.role)
+    declare_result(args, EXIT_OK)  # signed and stored
     if args.json:
         _print_json(dict(res, ok=True))
         return EXIT_OK
     gs = res["gate_state"]
     verb = "approved" if args.decision == "approve" else "rejected"
-    print(f"{args.change_id}: {res['person']} {verb} gate {args.gate} as {res['role']} (signed)")
+    _say(f"{args.change_id}: {res['person']} {verb} gate {args.gate} as {res['role']} (signed)")
     if gs["status"] == "satisfied":
-        print(f"  gate {args.gate} is satisfied; next: sopctl run {args.change_id}")
+        _say(f"  gate {args.gate} is satisfied; next: sopctl run {args.change_id}")
     elif gs["missing"]:
-        print("  still needed: " + ", ".join(f"{r} x{n}" for r, n in gs["missing"].items()))
+        _say("  still needed: " + ", ".join(f"{r} x{n}" for r, n in gs["missing"].items()))
     return EXIT_OK
 
 
+def _unverified_decisions(eng: Any, change_id: str, gate: str, persons: list[str]) -> dict[str, list[str]]:
+    """Why the decisions the engine could not verify fail: ``{outcome: [person, ...]}``.
+
+    The engine reports them together as *tampered*; an approver removed from the roster after
+    signing (nothing to check the signature with) is not a forged decision and is named apart.
+    """
+    from .archive import check_decision
+
+    out: dict[str, list[str]] = {}
+    if not persons:
+        return out
+    people = eng.roster.people
+    for row in eng.store.approvals(change_id, gate):
+        if row["person"] not in persons:
+            continue
+        person = people.get(row["person"])
+        status, _ = check_decision(row, person is not None, person.public_key_pem if person else None)
+        if status != "valid" and row["person"] not in out.setdefault(status, []):
+            out[status].append(row["person"])
+    return {k: v for k, v in out.items() if v}
+
+
+_UNVERIFIED_LABEL = {
+    "invalid": "TAMPERED (signature does not verify)",
+    "not_in_roster": "NOT IN ROSTER (signer removed from the roster; cannot be checked, does not count)",
+    "no_key": "NO KEY IN ROSTER (cannot be checked, does not count)",
+    "other_key": "SIGNED WITH ANOTHER KEY than the roster's (key replaced, or forged; does not count)",
+}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    st = _engine(args).status(args.change_id)
+    eng = _engine(args)
+    st = eng.status(args.change_id)
+    for s in st["steps"]:
+        if s.get("tampered"):
+            s["unverified"] = _unverified_decisions(eng, args.change_id, s["step"].split()[-1], s["tampered"])
+    declare_result(args, EXIT_OK)
     if args.json:
         _print_json(st)
         return EXIT_OK
-    print(f"{st['change_id']}  {st['title']}")
-    print(f"  state {st['state']}; requester {st['requester']}; window {st['window']['start']} .. "
-          f"{st['window']['end']}")
+    _say(f"{st['change_id']}  {st['title']}")
+    _say(f"  state {st['state']}; requester {st['requester']}; window {st['window']['start']} .. "
+         f"{st['window']['end']}")
     for env, hosts in st["targets"].items():
-        print(f"  {env}: {', '.join(hosts) or '-'}")
+        _say(f"  {env}: {', '.join(hosts) or '-'}")
     if st["cr_file_changed"]:
-        print(f"  NOTE: {st['cr_path']} changed since it was loaded; the next run voids earlier approvals")
+        _say(f"  NOTE: {st['cr_path']} changed since it was loaded; the next run voids earlier approvals")
     for s in st["steps"]:
         line = f"  {s['step']:16} {s['status']}"
         if s["step"].startswith("gate") and s["step"] != "gate evidence":
@@ -196,7 +230,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 line += "  missing: " + ", ".join(f"{r} x{n}" for r, n in s["missing"].items())
             if s["void"]:
                 line += f"  ({s['void']} void)"
-            if s["tampered"]:
+            for outcome, persons in (s.get("unverified") or {}).items():
+                line += f"  {_UNVERIFIED_LABEL.get(outcome, outcome)}: {', '.join(persons)}"
+            if s["tampered"] and not s.get("unverified"):
                 line += f"  TAMPERED: {', '.join(s['tampered'])}"
             for r in s["rejected"]:
                 line += f"  rejected by {r['person']}: {r['comment']}"
@@ -205,8 +241,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif s.get("last_run"):
             lr = s["last_run"]
             line += f"  last run {lr['ident']} by {lr['operator']} ({lr['status']})"
-        print(line)
-    print(f"  next: {st['next'] or '-'}")
+        _say(line)
+    _say(f"  next: {st['next'] or '-'}")
     return EXIT_OK
 
 
@@ -215,11 +251,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     rows = [{k: c[k] for k in ("id", "title", "state", "requester", "window_start", "window_end", "updated")}
             for c in Store().list_changes()]
+    declare_result(args, EXIT_OK)
     if args.json:
         _print_json(rows)
         return EXIT_OK
     for r in rows:
-        print(f"{r['id']:16} {r['state']:22} {r['window_start']} .. {r['window_end']}  {r['title']}")
+        _say(f"{r['id']:16} {r['state']:22} {r['window_start']} .. {r['window_end']}  {r['title']}")
     return EXIT_OK
 
 
@@ -229,6 +266,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     res = _engine(args).cancel(args.change_id, args.reason)
+    declare_result(args, EXIT_OK)
     if args.json:
         _print_json(dict(res, ok=True))
     return EXIT_OK
@@ -254,21 +292,22 @@ def cmd_roster_check(args: argparse.Namespace) -> int:
             except SopctlError as exc:
                 problems.append(str(exc))
     freezes = load_freezes(cfg.freeze_calendar) if not args.roster else []
+    declare_result(args, EXIT_OK if not problems else EXIT_USAGE)
     if args.json:
         _print_json({"ok": not problems, "problems": problems, "people": {
             p.id: list(p.roles) for p in roster.people.values()}, "quorum": roster.quorum,
             "freezes": [{"name": f.name, "start": f.start.isoformat(), "end": f.end.isoformat()} for f in freezes]})
     else:
-        print(f"roster {roster.path}: {len(roster.people)} people")
+        _say(f"roster {roster.path}: {len(roster.people)} people")
         for role in ("it_manager", "infrastructure", "security", "users", "qa"):
-            print(f"  {role:15} {', '.join(roster.holders(role)) or '-'}")
+            _say(f"  {role:15} {', '.join(roster.holders(role)) or '-'}")
         for gate, q in roster.quorum.items():
-            print(f"  quorum {gate}: " + ", ".join(f"{r} {n}" for r, n in q.items()))
+            _say(f"  quorum {gate}: " + ", ".join(f"{r} {n}" for r, n in q.items()))
         for f in freezes:
-            print(f"  freeze {f.name}: {f.start.isoformat()} .. {f.end.isoformat()}")
+            _say(f"  freeze {f.name}: {f.start.isoformat()} .. {f.end.isoformat()}")
         for pr in problems:
-            print(f"  PROBLEM: {pr}")
-        print("  ok" if not problems else f"  {len(problems)} problem(s)")
+            _say(f"  PROBLEM: {pr}")
+        _say("  ok" if not problems else f"  {len(problems)} problem(s)")
     return EXIT_OK if not problems else EXIT_USAGE
 
 
@@ -277,9 +316,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
     directory = args.dir or identity_path().parent
     key_file, ident, pub = keygen(args.person, directory, args.force)
-    print(f"private key {key_file} (mode 0600; never share it)")
-    print(f"identity    {ident}" + ("" if ident == identity_path() else f"  (export SOPCTL_IDENTITY={ident})"))
-    print("public key for the roster (people." + args.person + ".public_key):")
+    declare_result(args, EXIT_OK)
+    _say(f"private key {key_file} (mode 0600; never share it)")
+    _say(f"identity    {ident}" + ("" if ident == identity_path() else f"  (export SOPCTL_IDENTITY={ident})"))
+    _say("public key for the roster (people." + args.person + ".public_key):")
     print(pub, end="")
     return EXIT_OK
 
@@ -289,8 +329,9 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
     from .stages import Engine
 
     ident = load_identity()
-    print(f"identity {ident.id} ({ident.path}), key {key_id(ident.key.public_key())}")
+    _say(f"identity {ident.id} ({ident.path}), key {key_id(ident.key.public_key())}")
     eng = Engine()
     check_identity_matches(ident, eng.roster.person(ident.id).public_key_pem)
-    print(f"matches the roster {eng.roster.path}; roles: {', '.join(eng.roster.person(ident.id).roles)}")
+    declare_result(args, EXIT_OK)
+    _say(f"matches the roster {eng.roster.path}; roles: {', '.join(eng.roster.person(ident.id).roles)}")
     return EXIT_OK

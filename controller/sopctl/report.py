@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from . import approvals as ap
+from . import textsafe
 from .changelog import chain
 from .changes import target_list
 from .errors import SopctlError
@@ -201,17 +202,24 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         roster = None
     plan_digest = ap.file_digest(ev_dir / "stage1" / "plan.json")
     approvals = []
+    from .archive import SIG_VALID, check_decision
+
     for row in store.approvals(change_id):
         person = roster.people.get(row["person"]) if roster else None
         pem = person.public_key_pem if person else None
-        sig_ok = ap.verify_decision(row, pem)
+        if roster is None:
+            sig_status, sig_reason = "no_roster", "no roster configured: the signature cannot be checked"
+        else:
+            sig_status, sig_reason = check_decision(row, person is not None, pem)
+        sig_ok = sig_status == SIG_VALID
         binding = ap.binding_digest(change_id, row["gate"], change["cr_digest"], plan_digest,
                                     target_list(change["targets"])) if plan_digest else None
         approvals.append({"gate": row["gate"], "person": row["person"],
                           "name": person.name if person else None, "role": row["role"],
                           "decision": row["decision"], "comment": row["comment"], "time": row["time"],
                           "key_id": row["key_id"], "signature": row["signature"],
-                          "signature_valid": sig_ok, "in_roster": person is not None,
+                          "signature_valid": sig_ok, "signature_status": sig_status,
+                          "signature_reason": sig_reason, "in_roster": person is not None,
                           "bound_to_current": binding is not None and row["binding"] == binding})
 
     # --- evidence
@@ -382,8 +390,10 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
             problems.append({"kind": "rejection", "time": a["time"],
                              "text": f"gate {a['gate']} rejected by {a['person']}: {a['comment']}"})
         if not a["signature_valid"]:
-            problems.append({"kind": "tampered_approval", "time": a["time"],
-                             "text": f"approval of {a['person']} at gate {a['gate']} fails signature verification"})
+            kind = "tampered_approval" if a["signature_status"] == "invalid" else \
+                f"unverified_approval_{a['signature_status']}"
+            problems.append({"kind": kind, "time": a["time"],
+                             "text": f"{a['decision']} of {a['person']} at gate {a['gate']}: {a['signature_reason']}"})
     for i in incidents:
         problems.append({"kind": "incident", "time": i["detected_at"], "text": f"{i['id']} {i['host']}: {i['what']}"})
     for lg in logs:
@@ -503,7 +513,13 @@ LABELS: dict[str, dict[str, str]] = {
     "person": {"id": "Orang", "en": "Person"}, "role": {"id": "Peran", "en": "Role"},
     "decision": {"id": "Keputusan", "en": "Decision"}, "comment": {"id": "Komentar", "en": "Comment"},
     "signature": {"id": "Tanda tangan", "en": "Signature"}, "valid": {"id": "sah", "en": "valid"},
-    "invalid": {"id": "TIDAK SAH", "en": "INVALID"}, "bound": {"id": "Terikat ke versi akhir", "en": "Bound to final"},
+    "invalid": {"id": "TIDAK SAH", "en": "INVALID"},
+    "sig_not_in_roster": {"id": "TIDAK DAPAT DIPERIKSA: penanda tangan tidak lagi ada di roster",
+                          "en": "NOT CHECKED: signer no longer in the roster"},
+    "sig_no_key": {"id": "TIDAK DAPAT DIPERIKSA: tidak ada kunci di roster", "en": "NOT CHECKED: no key in the roster"},
+    "sig_other_key": {"id": "TIDAK SAH: ditandatangani kunci lain", "en": "INVALID: signed with another key"},
+    "sig_no_roster": {"id": "TIDAK DAPAT DIPERIKSA: tanpa roster", "en": "NOT CHECKED: no roster"},
+    "bound": {"id": "Terikat ke versi akhir", "en": "Bound to final"},
     "void": {"id": "batal (versi lama)", "en": "void (earlier version)"},
     "yes": {"id": "ya", "en": "yes"}, "no": {"id": "tidak", "en": "no"},
     "verdict": {"id": "Hasil", "en": "Verdict"}, "item": {"id": "Butir", "en": "Item"},
@@ -547,17 +563,21 @@ def labels(lang: str) -> dict[str, str]:
     return out
 
 
-def _environment():
+def _environment(fmt: str):
     import jinja2
 
+    # every {{ expression }} passes through textsafe's finalize: control, bidi and invisible format
+    # characters of the change's text are shown as visible markers (HTML: a newline is kept, the
+    # markers are escaped by autoescaping; Markdown: one line per field)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
                              autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                                                  default_for_string=False, default=False),
                              undefined=jinja2.StrictUndefined,
+                             finalize=textsafe.jinja_finalize(multiline=fmt == "html"),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
     def md(value: Any) -> str:  # one Markdown table cell
-        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+        return "" if value is None else str(value).replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
 
     env.filters["md"] = md
     env.filters["short"] = _short
@@ -566,25 +586,27 @@ def _environment():
 
 def render(data: dict[str, Any], fmt: str, lang: str) -> str:
     if fmt == "json":
-        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+        # ensure_ascii: control, bidi and format characters are \u-escaped (exact, and inert on a terminal)
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True, default=str) + "\n"
     if fmt not in FORMATS:
         raise SopctlError(f"unknown format {fmt} (one of {', '.join(FORMATS)})")
-    template = _environment().get_template(f"report.{fmt}.j2")
+    template = _environment(fmt).get_template(f"report.{fmt}.j2")
     return template.render(d=data, L=labels(lang), lang=lang)
 
 
 def report_files(engine: Any, change_id: str, out_dir: Path, data: dict[str, Any] | None = None) -> list[Path]:
     """Write the report in every format and language into ``out_dir`` (0600 files); return the paths."""
+    from .errors import naming
     from .store import atomic_write
 
     data = data or collect(engine, change_id)
     paths = []
-    path = out_dir / "report.json"
-    atomic_write(path, render(data, "json", "en"))
-    paths.append(path)
-    for lang in LANGS:
-        for fmt in ("html", "md"):
-            path = out_dir / f"report.{lang}.{fmt}"
-            atomic_write(path, render(data, fmt, lang))
-            paths.append(path)
+    for name, fmt, lang in [("report.json", "json", "en")] + [(f"report.{lang}.{fmt}", fmt, lang)
+                                                              for lang in LANGS for fmt in ("html", "md")]:
+        path = out_dir / name
+        try:
+            atomic_write(path, render(data, fmt, lang))  # each file whole or not at all
+        except OSError as exc:
+            raise naming(exc, path) from exc
+        paths.append(path)
     return paths

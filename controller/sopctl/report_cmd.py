@@ -7,6 +7,10 @@ Verify an archive with ``sopctl audit verify ARCHIVE --public-key controller.pub
 Importing this module registers :func:`close_hook` in :data:`sopctl.stages.CLOSE_HOOKS`: when the
 IT manager's closing approval is in, the reports (``<change>/reports/``) and the archive
 (``<change>/archive/``) are written before the change is marked closed.
+
+Files are written atomically (a temporary file in the same directory, renamed into place): a full
+disk or a refused write leaves the earlier file intact and no partial file behind, and ends in
+``sopctl.cli.main``'s boundary with one line naming the path (exit 4).
 """
 
 from __future__ import annotations
@@ -17,17 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_OK, SopctlError
-
-
-def _guard(func):
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except SopctlError as exc:
-            print(f"sopctl {args.command}: {exc}", file=sys.stderr)
-            return exc.code
-    return wrapper
+from .errors import EXIT_OK, declare_result, naming
+from .textsafe import one_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,14 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["html", "md", "json"], default="md")
     p.add_argument("--lang", choices=["id", "en"], default="id")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE (0600) instead of stdout")
-    p.set_defaults(func=_guard(cmd_report))
+    p.set_defaults(func=cmd_report)
 
     p = subparsers.add_parser("archive", help="write the signed audit archive of a change (tar.gz + MANIFEST)")
     p.add_argument("change_id", metavar="CHANGE_ID")
     p.add_argument("--output", "-o", type=Path, metavar="DIR",
                    help="directory for the archive (default: SOPCTL_HOME/changes/<ID>/archive)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_guard(cmd_archive))
+    p.set_defaults(func=cmd_archive)
 
 
 def _engine():
@@ -59,10 +54,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     eng = _engine()
     text = rp.render(rp.collect(eng, args.change_id), args.format, args.lang)
     if args.output:
-        atomic_write(args.output, text)
-        print(f"{args.change_id}: report written to {args.output}")
+        try:
+            atomic_write(args.output, text)  # the earlier file stays intact if this fails
+        except OSError as exc:
+            raise naming(exc, args.output) from exc
+        declare_result(args, EXIT_OK)
+        print(one_line(f"{args.change_id}: report written to {args.output}"))
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text)  # the templates neutralised the change's text; the stream does the rest
     return EXIT_OK
 
 
@@ -75,13 +74,15 @@ def cmd_archive(args: argparse.Namespace) -> int:
     eng.log(args.change_id).record("archive_written", path=res["path"], sha256=res["sha256"],
                                    manifest_sha256=res["manifest_sha256"], files=res["files"],
                                    key_id=res["key_id"], retention=res["retention"], keep_until=res["keep_until"])
+    declare_result(args, EXIT_OK)  # written and recorded
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
-        print(f"{args.change_id}: archive {res['path']}")
-        print(f"  sha256 {res['sha256']}; {res['files']} files in the signed manifest (key {res['key_id']})")
-        print(f"  retention {res['retention']} (keep until {res['keep_until']})")
-        print(f"  verify: sopctl audit verify {res['path']} --public-key {res['public_key']}")
+        for line in (f"{args.change_id}: archive {res['path']}",
+                     f"  sha256 {res['sha256']}; {res['files']} files in the signed manifest (key {res['key_id']})",
+                     f"  retention {res['retention']} (keep until {res['keep_until']})",
+                     f"  verify: sopctl audit verify {res['path']} --public-key {res['public_key']}"):
+            print(one_line(line))
     return EXIT_OK
 
 

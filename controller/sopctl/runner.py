@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import textsafe
 from .collection import ensure_importable
 
 STAGE_PLAYBOOKS = {
@@ -68,12 +69,13 @@ class Progress:
 
     def _line(self, text: str, live: bool = False) -> None:
         if self.mode == "tty":
-            self.out.write("\r\033[K" + text + ("" if live else "\n"))
+            textsafe.control(self.out, "\r\033[K")  # sopctl's own control sequence; the text is neutralised
+            self.out.write(textsafe.one_line(text) + ("" if live else "\n"))
             self._live = live
         else:
             if live:
                 return
-            self.out.write(text + "\n")
+            self.out.write(textsafe.one_line(text) + "\n")
         self.out.flush()
 
     def emit(self, kind: str, **data: Any) -> None:
