@@ -34,6 +34,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -44,6 +45,7 @@ ROSTER = REPO / "tests" / "fixtures" / "sopctl" / "roster.demo.yml"
 PACKAGE = "itsop-demo-web"
 CONFIG_FILE = "/etc/itsop-demo-web/config.ini"
 MARKER = ".itsop-demo-workdir"
+JAKARTA = ZoneInfo("Asia/Jakarta")  # the demo change windows' time zone
 HOSTS = {"itsop-stg-1": "stg-1", "itsop-prd-1": "prd-1", "itsop-prd-2": "prd-2"}
 PRODUCTION = ["itsop-prd-1", "itsop-prd-2"]
 # 1.3.0's /health fails after 15 requests per process (tests/fixtures/build_demo_debs.py); the
@@ -289,7 +291,9 @@ class Demo:
         data.update({
             "id": change_id, "title": title,
             "description": f"{title} (DEMO change on the local demo estate).",
-            "window": {"start": iso(now - timedelta(minutes=5)), "end": iso(now + timedelta(hours=2)),
+            # written in the window's time zone: an offset that disagrees with it is refused
+            "window": {"start": (now - timedelta(minutes=5)).astimezone(JAKARTA).isoformat(timespec="seconds"),
+                       "end": (now + timedelta(hours=2)).astimezone(JAKARTA).isoformat(timespec="seconds"),
                        "timezone": "Asia/Jakarta", "grace_minutes": 0},
         })
         data["items"] = {

@@ -14,7 +14,10 @@ every earlier approval stops counting and the gate is closed again. A stored app
 signature does not verify with the roster's public key is *tampered* (rule SIG-1).
 
 Identities: ``SOPCTL_IDENTITY`` or ``~/.config/sopctl/identity.yml`` =
-``{id: <roster id>, key: <path of the Ed25519 private key PEM>}``, key file mode 0600.
+``{id: <roster id>, key: <path of the Ed25519 private key PEM>}``, key file mode 0600. The
+identity file and the key are read through the collection's ``safe_input`` (regular files,
+small, no duplicate keys or aliases) and the id must be a plain ASCII roster id
+(:func:`sopctl.policy.check_person_id`).
 """
 
 from __future__ import annotations
@@ -110,31 +113,47 @@ def identity_path() -> Path:
     return base / "sopctl" / "identity.yml"
 
 
+#: largest identity file and private key file accepted (bytes)
+IDENTITY_LIMIT = 16 * 1024
+
+
+class _IdentityUnreadable(SopctlError):
+    pass
+
+
 def load_identity(path: Path | None = None) -> Identity:
+    from .policy import id_problem, load_document, read_small_file
+
     path = path or identity_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise Refusal("ID-1", f"no identity at {path}: create one with 'sopctl identity keygen --id YOU' "
-                              "or set SOPCTL_IDENTITY") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise Refusal("ID-1", f"identity {path}: {exc}") from exc
+                              "or set SOPCTL_IDENTITY")
+    try:
+        data = load_document(path, "identity", IDENTITY_LIMIT, _IdentityUnreadable)
+    except _IdentityUnreadable as exc:
+        raise Refusal("ID-1", str(exc)) from None
     if not isinstance(data, dict) or not data.get("id") or not data.get("key"):
         raise Refusal("ID-1", f"identity {path}: needs 'id' and 'key'")
+    problem = id_problem(data["id"], "person")
+    if problem:
+        raise Refusal("ID-1", f"identity {path}: id: person id {problem}")
     key_path = Path(str(data["key"])).expanduser()
     key_path = key_path if key_path.is_absolute() else path.parent / key_path
     try:
         mode = stat.S_IMODE(key_path.stat().st_mode)
         if mode & 0o077:
             raise Refusal("ID-1", f"private key {key_path} is readable by others (mode {mode:04o}); chmod 600 it")
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        pem = read_small_file(key_path, "private key", IDENTITY_LIMIT, _IdentityUnreadable)
+        key = serialization.load_pem_private_key(pem, password=None)
     except OSError as exc:
         raise Refusal("ID-1", f"identity {path}: private key: {exc}") from exc
+    except _IdentityUnreadable as exc:
+        raise Refusal("ID-1", f"identity {path}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise Refusal("ID-1", f"identity {path}: private key {key_path} is unreadable: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise Refusal("ID-1", f"identity {path}: {key_path} is not an Ed25519 private key")
-    return Identity(str(data["id"]), key, path)
+    return Identity(data["id"], key, path)
 
 
 def check_identity_matches(identity: Identity, roster_pem: bytes | None) -> None:
@@ -149,8 +168,10 @@ def check_identity_matches(identity: Identity, roster_pem: bytes | None) -> None
 
 def keygen(person_id: str, directory: Path, force: bool = False) -> tuple[Path, Path, str]:
     """Create ``<dir>/<id>.key`` (0600), ``<dir>/<id>.pub`` and ``<dir>/identity.yml``; return paths + PEM."""
+    from .policy import check_person_id
     from .store import atomic_write, private_dir
 
+    check_person_id(person_id, "identity keygen --id")  # also used in file names: no '/', no '..'
     private_dir(directory)
     key_file, pub_file, ident = directory / f"{person_id}.key", directory / f"{person_id}.pub", \
         directory / "identity.yml"

@@ -15,13 +15,15 @@ Relative paths are relative to the config file.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import SopctlError
+
+#: largest config.yml accepted (bytes)
+CONFIG_LIMIT = 64 * 1024
 
 
 @dataclass
@@ -40,16 +42,16 @@ def load_config(home: Path) -> Config:
     cfg = Config(path)
     if not path.exists():
         return cfg
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SopctlError(f"config {path}: {exc}") from exc
+    from .policy import load_document  # the one loader of person-written files (safe_input)
+
+    data = load_document(path, "config", CONFIG_LIMIT) or {}
     if not isinstance(data, dict):
         raise SopctlError(f"config {path}: expected a mapping")
     unknown = set(data) - {"roster", "freeze_calendar", "inventory", "audit_signing_key", "webhooks",
                        "retention"}  # retention: read by sopctl.archive
     if unknown:
-        raise SopctlError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}")
+        shown = sorted(json.dumps(k) if isinstance(k, str) else repr(k) for k in unknown)
+        raise SopctlError(f"config {path}: unknown key(s) {', '.join(shown)}")
     for key in ("roster", "freeze_calendar", "inventory", "audit_signing_key"):
         if data.get(key):
             p = Path(str(data[key])).expanduser()

@@ -73,6 +73,13 @@ CREATE INDEX IF NOT EXISTS approvals_change ON approvals(change_id, gate);
 OPEN_STATES = ("submitted", "in_progress")
 
 
+def _ids():
+    """The id checks of :mod:`sopctl.policy` (imported late: policy needs the collection)."""
+    from . import policy
+
+    return policy
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -174,6 +181,7 @@ class Store:
 
     # -- per-change directories
     def change_dir(self, change_id: str) -> Path:
+        _ids().check_change_id(change_id)  # a path component: never '..', '/' or a look-alike
         return private_dir(self.home / "changes" / change_id)
 
     def evidence_dir(self, change_id: str) -> Path:
@@ -186,10 +194,15 @@ class Store:
         return private_dir(self.change_dir(change_id) / "runner")
 
     def lock_path(self, change_id: str) -> Path:
+        _ids().check_change_id(change_id)
         return private_dir(self.home / "locks") / f"{change_id}.lock"
 
     # -- changes
     def insert_change(self, row: dict[str, Any]) -> None:
+        policy = _ids()
+        policy.check_change_id(row["id"], "change id")
+        policy.check_person_id(row["requester"], f"{row['id']}: requester")
+        policy.check_text(row["submitted_by"], f"{row['id']}: submitted_by")
         now = utc_now()
         with self.tx() as db:
             if db.execute("SELECT 1 FROM changes WHERE id=?", (row["id"],)).fetchone():
@@ -203,6 +216,7 @@ class Store:
                  row["window_start"], row["window_end"], "submitted", row["submitted_by"], now, now))
 
     def get_change(self, change_id: str) -> dict[str, Any] | None:
+        _ids().check_change_id(change_id)
         row = self.db.execute("SELECT * FROM changes WHERE id=?", (change_id,)).fetchone()
         return _change(row) if row else None
 
@@ -226,6 +240,8 @@ class Store:
     # -- stage runs
     def start_stage_run(self, change_id: str, stage: str, ident: str, token: str, operator: str,
                         pid: int, host: str) -> int:
+        _ids().check_change_id(change_id)
+        _ids().check_person_id(operator, f"{change_id}: stage {stage} operator")
         with self.tx() as db:
             busy = db.execute("SELECT id, stage, pid, host FROM stage_runs WHERE change_id=? AND status='running'",
                               (change_id,)).fetchone()
@@ -263,6 +279,12 @@ class Store:
 
     # -- approvals
     def add_approval(self, row: dict[str, Any]) -> int:
+        policy = _ids()
+        policy.check_change_id(row["change_id"])
+        policy.check_person_id(row["person"], f"{row['change_id']}: approval")
+        policy.check_name(row["gate"], tuple(policy.DEFAULT_QUORUM), f"{row['change_id']}: approval gate")
+        policy.check_name(row["role"], policy.ROLES, f"{row['change_id']}: approval role")
+        policy.check_name(row["decision"], ("approve", "reject"), f"{row['change_id']}: approval decision")
         with self.tx() as db:
             cur = db.execute(
                 "INSERT INTO approvals(change_id, gate, person, role, decision, comment, binding, time, key_id,"

@@ -32,6 +32,7 @@ import copy
 import datetime
 import json
 import re
+import unicodedata
 
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
@@ -49,12 +50,12 @@ except ImportError:  # pragma: no cover - Python 3.8 targets
     zoneinfo = None
     HAS_ZONEINFO = False
 
-from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
-
-try:
-    from yaml import YAMLError
-except ImportError:  # pragma: no cover - PyYAML missing; JSON files still load
-    YAMLError = ValueError
+from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
+    InputError,
+    decode_text,
+    load_yaml,
+    read_regular_file,
+)
 
 API_VERSION = 'itsop.change/v1'
 DEFAULT_TIMEZONE = 'Asia/Jakarta'
@@ -286,7 +287,15 @@ SCHEMA_JSON = r'''{
 '''
 SCHEMA = json.loads(SCHEMA_JSON)
 
-_TS_OFFSET_RE = re.compile(r'([+-])(\d{2}):?(\d{2})$')
+#: largest change request file accepted (a real one is a few KB; parsing 256 KiB takes ~1 s)
+CHANGE_REQUEST_LIMIT = 256 * 1024
+
+#: identifiers are plain ASCII, matched in full (see pattern_matches)
+PERSON_ID_PATTERN = SCHEMA['$defs']['person']['pattern']
+CHANGE_ID_PATTERN = SCHEMA['properties']['id']['pattern']
+
+_TS_OFFSET_RE = re.compile(r'([+-])(\d{2}):?(\d{2})\Z')
+_TS_HAS_OFFSET_RE = re.compile(r'(?:[Zz]|[+-]\d{2}:?\d{2})\Z')
 
 
 class ChangeRequestError(Exception):
@@ -306,30 +315,21 @@ def load_change_request(path):
     """Parse a change request file (YAML or JSON) and return the raw mapping.
 
     Raises ChangeRequestError when the file cannot be read or is not a mapping. It does not
-    validate; call validate_change_request() or normalise_change_request() for that.
+    validate; call validate_change_request() or normalise_change_request() for that. The file is
+    read through ``safe_input``: a regular file of at most CHANGE_REQUEST_LIMIT bytes (a FIFO,
+    a device or a directory is refused without reading), no YAML aliases, anchors or merge
+    keys, no duplicate keys (the message names the key and both lines), bounded nesting.
     """
+    what = 'change request'
+    source = '%s %s' % (what, path)
     try:
-        with open(path, 'rb') as handle:
-            raw = handle.read()
-    except (IOError, OSError) as exc:
-        raise ChangeRequestError('%s: cannot read the change request (%s)' % (path, exc)) from exc
-    try:
-        text = raw.decode('utf-8')
-    except UnicodeDecodeError as exc:
-        raise ChangeRequestError('%s: not UTF-8 text (%s)' % (path, exc)) from exc
-    if not HAS_YAML:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ChangeRequestError('%s: PyYAML is missing and the file is not JSON (%s)' % (path, exc)) from exc
-    else:
-        try:
-            data = yaml_load(text)
-        except (YAMLError, ValueError) as exc:  # the parser's message names the line
-            raise ChangeRequestError('%s: not valid YAML (%s)' % (path, exc)) from exc
+        raw = read_regular_file(path, limit=CHANGE_REQUEST_LIMIT, what=what)
+        data = load_yaml(decode_text(raw, source), source)
+    except InputError as exc:
+        raise ChangeRequestError(str(exc)) from None
     if not isinstance(data, dict):
         raise ChangeRequestError('%s: the change request must be a mapping, found %s'
-                                 % (path, type(data).__name__))
+                                 % (source, type(data).__name__))
     return plain(data)
 
 
@@ -356,11 +356,17 @@ def format_path(parts):
     """['items', 'packages', 0, 'version'] -> 'items.packages[0].version' ('(root)' when empty)."""
     out = ''
     for part in parts:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += '[%d]' % part
         else:
-            out += ('.' if out else '') + str(part)
+            name = str(part)
+            if not _PLAIN_KEY_RE.match(name):  # a control character, a look-alike letter, ...
+                name = json.dumps(name)
+            out += ('.' if out else '') + name
     return out or '(root)'
+
+
+_PLAIN_KEY_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*\Z')
 
 
 def _join(path, name):
@@ -427,7 +433,7 @@ def _builtin_errors(value, schema, path):
             yield path, 'must not be shorter than %d characters' % schema['minLength']
         if 'maxLength' in schema and len(value) > schema['maxLength']:
             yield path, 'must not be longer than %d characters' % schema['maxLength']
-        if 'pattern' in schema and not re.search(schema['pattern'], value):
+        if 'pattern' in schema and not pattern_matches(schema['pattern'], value):
             yield path, '%s does not match %s' % (_short(value), schema['pattern'])
     if _type_name(value) in ('integer', 'number'):
         if 'minimum' in schema and value < schema['minimum']:
@@ -482,8 +488,46 @@ def _one_of_message(subschemas, matched):
     return 'matches more than one of the allowed forms'
 
 
+# JSON Schema patterns are ECMA-262 regular expressions: without the multiline flag ``$`` matches
+# only at the very end of the string. Python's ``$`` also matches before a final newline, so
+# ``re.search('^[a-z]+$', 'budi\\n')`` succeeds (jsonschema uses re.search). Both validators use
+# pattern_matches(), which gives ``$`` its ECMA meaning.
+_PATTERNS = {}
+
+
+def _compile_pattern(pattern):
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        python = pattern
+        if python.endswith('$') and not python.endswith('\\$'):
+            python = python[:-1] + '\\Z'
+        compiled = _PATTERNS[pattern] = re.compile(python)
+    return compiled
+
+
+def pattern_matches(pattern, value):
+    """True when the JSON Schema ``pattern`` matches ``value`` with ECMA-262 semantics."""
+    return isinstance(value, str) and _compile_pattern(pattern).search(value) is not None
+
+
+_VALIDATOR_CLASS = []
+
+
+def _validator_class():
+    """The schema's jsonschema validator class with an ECMA-262 ``pattern`` (see pattern_matches)."""
+    if not _VALIDATOR_CLASS:
+        base = jsonschema.validators.validator_for(SCHEMA)
+
+        def pattern(validator, patrn, instance, schema):
+            if validator.is_type(instance, 'string') and not pattern_matches(patrn, instance):
+                yield jsonschema.ValidationError('%r does not match %r' % (instance, patrn))
+
+        _VALIDATOR_CLASS.append(jsonschema.validators.extend(base, {'pattern': pattern}))
+    return _VALIDATOR_CLASS[0]
+
+
 def _jsonschema_errors(data):
-    validator_cls = jsonschema.validators.validator_for(SCHEMA)
+    validator_cls = _validator_class()
     validator = validator_cls(SCHEMA)
     out = []
     for error in validator.iter_errors(data):
@@ -535,7 +579,7 @@ def _flatten_jsonschema_error(error):
     if kind == 'oneOf':
         matched = 0
         for sub in error.validator_value:
-            if jsonschema.validators.validator_for(SCHEMA)(sub).is_valid(error.instance):
+            if _validator_class()(sub).is_valid(error.instance):
                 matched += 1
         return [(path, _one_of_message(error.validator_value, matched))]
     return [(path, error.message)]
@@ -563,8 +607,8 @@ def _unique(messages):
 # ---------------------------------------------------------------------------------------------
 # time
 
-def parse_timestamp(text, tz_name=None):
-    """Parse an ISO-8601 timestamp; a naive one is read in tz_name. Returns an aware datetime (UTC)."""
+def _parse_as_written(text, tz_name=None):
+    """(aware datetime with the offset as written, True when the text had an explicit offset)."""
     if isinstance(text, datetime.datetime):
         value = text
     else:
@@ -578,9 +622,54 @@ def parse_timestamp(text, tz_name=None):
             digits = (frac.group(1) + '000000')[:6]
             raw = raw[:frac.start()] + '.' + digits + raw[frac.end():]
         value = datetime.datetime.fromisoformat(raw)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=get_timezone(tz_name or DEFAULT_TIMEZONE))
-    return value.astimezone(datetime.timezone.utc)
+    if value.tzinfo is not None:
+        return value, True
+    return value.replace(tzinfo=get_timezone(tz_name or DEFAULT_TIMEZONE)), False
+
+
+def parse_timestamp(text, tz_name=None):
+    """Parse an ISO-8601 timestamp; a naive one is read in tz_name. Returns an aware datetime (UTC).
+
+    An explicit offset is taken as written; offset_disagreement() tells whether it agrees with
+    the time zone (the change request refuses one that does not).
+    """
+    return _parse_as_written(text, tz_name)[0].astimezone(datetime.timezone.utc)
+
+
+def explicit_offset(text):
+    """The UTC offset written in an ISO-8601 timestamp (a timedelta), or None when it is naive."""
+    value, explicit = _parse_as_written(text, 'UTC')
+    return value.utcoffset() if explicit else None
+
+
+def format_offset(delta):
+    """timedelta -> '+07:00' / '-03:30'."""
+    seconds = int(delta.total_seconds())
+    sign = '-' if seconds < 0 else '+'
+    seconds = abs(seconds)
+    out = '%s%02d:%02d' % (sign, seconds // 3600, (seconds % 3600) // 60)
+    return out + (':%02d' % (seconds % 60) if seconds % 60 else '')
+
+
+def offset_disagreement(text, tz_name, zone_field='time zone'):
+    """None when ``text`` is naive or its explicit offset is the one ``tz_name`` has at that instant.
+
+    Otherwise a sentence naming the offset given and the zone's offset at that instant: an offset
+    that disagrees with the window's time zone is almost always a mistake (a local time written
+    with ``Z``, or a time copied from another zone) and silently changes the window's length.
+    Raises ValueError when ``text`` or ``tz_name`` cannot be read.
+    """
+    given = explicit_offset(text)
+    if given is None:
+        return None
+    zone = get_timezone(tz_name)
+    instant = parse_timestamp(text)
+    expected = instant.astimezone(zone).utcoffset()
+    if expected == given:
+        return None
+    return ('offset %s given in %s disagrees with %s %s (%s at that instant, where this time is %s)'
+            % (format_offset(given), text if isinstance(text, str) else text.isoformat(), zone_field, tz_name,
+               format_offset(expected), instant.astimezone(zone).isoformat()))
 
 
 def get_timezone(name):
@@ -614,13 +703,18 @@ def _semantic_errors(data):
             tz_ok = False
             errors.append('window.timezone: %s' % exc)
     start = end = None
-    if tz_ok:
+    if tz_ok and isinstance(tz_name, str):
         for key in ('start', 'end'):
-            if isinstance(window.get(key), str):
+            if isinstance(window.get(key), str) and not _bad_characters(window[key], False):
                 try:
                     parsed = parse_timestamp(window[key], tz_name)
+                    disagreement = offset_disagreement(window[key], tz_name, 'window.timezone')
                 except ValueError as exc:
                     errors.append('window.%s: not a valid timestamp (%s)' % (key, exc))
+                    continue
+                if disagreement:
+                    errors.append('window.%s: %s; write the time in window.timezone or without an offset'
+                                  % (key, disagreement))
                     continue
                 if key == 'start':
                     start = parsed
@@ -671,7 +765,103 @@ def _semantic_errors(data):
         people = approvers.get(role)
         if isinstance(people, list) and not [p for p in people if isinstance(p, str) and p.strip()]:
             errors.append('approvers.%s: needs at least one approver' % role)
-    return errors
+    return _character_errors(data, []) + errors
+
+
+# ---------------------------------------------------------------------------------------------
+# characters: identifiers are plain ASCII (full match of their pattern, see pattern_matches);
+# no string may carry a control character or a bidirectional override (they rewrite what a
+# terminal or a page shows); only the free-text fields below may span lines.
+
+#: fields that may hold several lines of text (tab, CR and LF allowed)
+FREE_TEXT_FIELDS = (
+    ('description',), ('reason', 'details'), ('rollback', 'plan'),
+    ('items', 'config_files', None, 'content'),
+    ('test_plan', 'functional', None, 'body_contains'), ('test_plan', 'functional', None, 'command', None),
+)
+_MULTILINE_OK = u'\t\n\r'
+#: bidirectional embeddings, overrides and isolates, the Arabic letter mark (Trojan Source)
+_BIDI_CONTROLS = frozenset(u'\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')
+
+
+def describe_character(char):
+    """'U+0430 CYRILLIC SMALL LETTER A' (or the code point alone when it has no name)."""
+    name = unicodedata.name(char, '')
+    return 'U+%04X%s' % (ord(char), ' ' + name if name else '')
+
+
+def _bad_characters(value, multiline):
+    """The first character ``value`` must not contain, as (index, char), or None."""
+    for index, char in enumerate(value):
+        if multiline and char in _MULTILINE_OK:
+            continue
+        if char in _BIDI_CONTROLS:
+            return index, char
+        category = unicodedata.category(char)
+        if category in ('Cc', 'Zl', 'Zp', 'Cs') or (category == 'Cf' and not multiline):
+            return index, char
+    return None
+
+
+def text_problem(value, multiline=False):
+    """None when ``value`` is acceptable text, else which character is not and where.
+
+    One-line text (``multiline`` false) may hold no control (Cc), format (Cf: zero-width and bidi
+    characters), line/paragraph separator or surrogate character; multi-line text may also hold
+    tab, CR and LF but still no other control character and no bidi control.
+    """
+    bad = _bad_characters(value, multiline)
+    if not bad:
+        return None
+    return 'contains %s at position %d (%s)' % (
+        describe_character(bad[1]), bad[0],
+        'control and bidirectional override characters are not accepted' if multiline
+        else 'one line of text without control or format characters')
+
+
+def _is_free_text(path):
+    for pattern in FREE_TEXT_FIELDS:
+        if len(pattern) == len(path) and all(pattern[i] is None or pattern[i] == path[i] for i in range(len(path))):
+            return True
+    return False
+
+
+def _character_errors(value, path):
+    out = []
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            if isinstance(key, str) and _bad_characters(key, False):
+                index, char = _bad_characters(key, False)
+                out.append('%s: field name contains %s at position %d'
+                           % (format_path(_join(path, key)), describe_character(char), index))
+                continue
+            out.extend(_character_errors(value[key], _join(path, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out.extend(_character_errors(item, _join(path, index)))
+    elif isinstance(value, str):
+        problem = text_problem(value, _is_free_text(path))
+        if problem:
+            out.append('%s: %s' % (format_path(path), problem))
+    return out
+
+
+def id_problem(value, pattern):
+    """None when ``value`` is an identifier matching ``pattern`` in full; else why it is not.
+
+    Identifiers (person ids, change ids) are plain ASCII: a look-alike letter from another
+    script, such as a Cyrillic a (U+0430) in a Latin name, or a trailing newline is named, never
+    accepted.
+    """
+    if not isinstance(value, str):
+        return 'must be a string, found %s' % _type_name(value)
+    for index, char in enumerate(value):
+        if ord(char) > 126 or ord(char) < 33:
+            return ('%s contains %s at position %d; ids are plain ASCII matching %s'
+                    % (_short(value), describe_character(char), index, pattern))
+    if not pattern_matches(pattern, value):
+        return '%s does not match %s' % (_short(value), pattern)
+    return None
 
 
 def validate_change_request(data, use_jsonschema=None):

@@ -16,7 +16,12 @@ import datetime
 import math
 import time
 
-from ansible_collections.itsop.change.plugins.module_utils.change_request import get_timezone, parse_timestamp, utc_iso
+from ansible_collections.itsop.change.plugins.module_utils.change_request import (
+    get_timezone,
+    offset_disagreement,
+    parse_timestamp,
+    utc_iso,
+)
 
 STATE_BEFORE = 'before'
 STATE_INSIDE = 'inside'
@@ -45,6 +50,9 @@ def window_status(start, end, now=None, grace_minutes=0, timezone=None):
 
     start, end, now: ISO-8601 strings (naive ones read in ``timezone``) or aware datetimes;
     now defaults to the current time. Raises ValueError for unusable input, naming the field.
+    When ``timezone`` is given, a ``start`` or ``end`` with an explicit offset must carry the
+    offset that zone has at that instant (an offset that disagrees is refused, naming both: it
+    would silently move the window and change its length).
     """
     if timezone is not None:
         try:
@@ -53,6 +61,11 @@ def window_status(start, end, now=None, grace_minutes=0, timezone=None):
             raise ValueError('timezone: %s' % exc) from None
     start_dt = _timestamp('start', start, timezone)
     end_dt = _timestamp('end', end, timezone)
+    if timezone is not None:
+        for field, value in (('start', start), ('end', end)):
+            disagreement = offset_disagreement(value, timezone, 'timezone')
+            if disagreement:
+                raise ValueError('%s: %s' % (field, disagreement))
     if end_dt <= start_dt:
         raise ValueError('end: window end %s is not after start %s' % (utc_iso(end_dt), utc_iso(start_dt)))
     if isinstance(grace_minutes, bool) or not isinstance(grace_minutes, int) or grace_minutes < 0:

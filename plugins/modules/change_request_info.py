@@ -40,7 +40,11 @@ attributes:
     platforms: posix
 options:
   path:
-    description: Change request file (YAML or JSON).
+    description:
+      - Change request file (YAML or JSON).
+      - It must be a regular file of at most 256 KiB (a FIFO, device or directory is refused
+        without being read); YAML aliases, anchors and merge keys and duplicate keys are refused,
+        naming the key and both lines.
     type: path
   data:
     description: The change request as a mapping (for example the extra var C(itsop_change)).

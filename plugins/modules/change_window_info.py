@@ -35,15 +35,18 @@ attributes:
     platforms: posix
 options:
   start:
-    description: Window start, ISO-8601; a timestamp without offset is read in O(timezone).
+    description:
+      - Window start, ISO-8601; a timestamp without offset is read in O(timezone).
+      - A timestamp with an offset must carry the offset O(timezone) has at that instant; one that
+        disagrees (for example a local time written with V(Z)) makes the module fail, naming both.
     type: str
     required: true
   end:
-    description: Window end, ISO-8601; must be after O(start).
+    description: Window end, ISO-8601; must be after O(start). The same offset rule as O(start).
     type: str
     required: true
   timezone:
-    description: IANA time zone for timestamps without an offset.
+    description: IANA time zone of the window (naive timestamps are read in it; explicit offsets must agree with it).
     type: str
     default: Asia/Jakarta
   grace_minutes:

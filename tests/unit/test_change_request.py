@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import re
 import subprocess
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.itsop.change.plugins.module_utils import change_request as cr
 from tests.helpers import REPO, VENV_BIN, base_env
@@ -192,7 +196,7 @@ def test_load_errors(tmp_path, content, needle):
 
 
 def test_load_missing_file(tmp_path):
-    with pytest.raises(cr.ChangeRequestError, match="cannot read"):
+    with pytest.raises(cr.ChangeRequestError, match=r"nope.yml: cannot open \(No such file"):
         cr.load_change_request(tmp_path / "nope.yml")
 
 
@@ -240,3 +244,75 @@ def test_normalising_a_normalised_change_request_is_idempotent_and_checks_derive
     with pytest.raises(cr.ChangeRequestError) as err:
         cr.normalise_change_request(tampered)
     assert any(e.startswith("window.end_epoch:") and "does not match" in e for e in err.value.errors)
+
+
+# --- window offsets must agree with window.timezone (issue 15, class 13) --------------------------
+
+@BOTH
+def test_window_end_with_another_zones_offset_is_refused_naming_both(valid, use_jsonschema):
+    """A 2-hour window (22:00-24:00 Jakarta) whose end was written with New York's offset lasts 14 hours."""
+    valid["window"].update(start="2026-11-24T22:00", end="2026-11-25T00:00:00-05:00")
+    valid["expected_downtime_minutes"] = 5
+    errors = cr.validate_change_request(valid, use_jsonschema=use_jsonschema)
+    assert errors == [
+        "window.end: offset -05:00 given in 2026-11-25T00:00:00-05:00 disagrees with window.timezone Asia/Jakarta "
+        "(+07:00 at that instant, where this time is 2026-11-25T12:00:00+07:00); write the time in "
+        "window.timezone or without an offset"]
+    with pytest.raises(cr.ChangeRequestError):
+        cr.normalise_change_request(valid)
+
+
+@pytest.mark.parametrize(("window", "field", "given", "expected"), [
+    ({"start": "2026-11-24T22:00:00Z", "end": "2026-11-25T02:00:00+07:00"}, "start", "+00:00", "+07:00"),
+    ({"start": "2026-11-24T15:00:00+00:00", "end": "2026-11-24T19:00:00+00:00"}, "start", "+00:00", "+07:00"),
+    ({"start": "2026-11-24T22:00:00+0800", "end": "2026-11-25T02:00:00+07:00"}, "start", "+08:00", "+07:00"),
+    ({"start": "2026-07-15T22:00:00+01:00", "end": "2026-07-15T23:00:00+02:00", "timezone": "Europe/Berlin"},
+     "start", "+01:00", "+02:00"),
+    ({"start": "2026-11-24T22:00:00+07:00", "end": "2026-11-25T02:00:00+07:00", "timezone": "UTC"},
+     "start", "+07:00", "+00:00"),
+])
+def test_disagreeing_offsets_are_refused(valid, window, field, given, expected):
+    valid["window"] = window  # no timezone: the default Asia/Jakarta applies, as normalisation writes it
+    errors = cr.validate_change_request(valid)
+    zone = window.get("timezone", "Asia/Jakarta")
+    assert any(e.startswith(f"window.{field}: offset {given} given in {window[field]} disagrees with "
+                            f"window.timezone {zone} ({expected} at that instant") for e in errors), errors
+
+
+@pytest.mark.parametrize("window", [
+    {"start": "2026-11-24T22:00:00+07:00", "end": "2026-11-25T02:00:00+07:00"},
+    {"start": "2026-11-24T22:00", "end": "2026-11-25T02:00"},
+    {"start": "2026-11-24T15:00:00Z", "end": "2026-11-24T19:00:00Z", "timezone": "UTC"},
+    {"start": "2026-11-24T15:00:00Z", "end": "2026-11-24T19:00:00+00:00", "timezone": "Etc/UTC"},
+    {"start": "2026-10-25T02:30:00+02:00", "end": "2026-10-25T02:45:00+01:00", "timezone": "Europe/Berlin"},
+])
+def test_agreeing_offsets_are_accepted(valid, window):
+    valid["window"] = window
+    valid["expected_downtime_minutes"] = 5
+    assert cr.validate_change_request(valid) == []
+    once = cr.normalise_change_request(valid)
+    assert cr.normalise_change_request(once) == once
+
+
+def test_unquoted_yaml_timestamp_with_a_wrong_offset_is_refused(tmp_path):
+    text = (EXAMPLES / "security-patch-1.1.0.yml").read_text().replace('"2026-11-24T22:00:00+07:00"',
+                                                                       "2026-11-24T22:00:00+01:00")
+    path = tmp_path / "cr.yml"
+    path.write_text(text)
+    with pytest.raises(cr.ChangeRequestError) as info:
+        cr.load_and_normalise(path)
+    assert info.value.errors[0].startswith("window.start: offset +01:00 given in 2026-11-24T22:00:00+01:00 disagrees")
+
+
+@settings(max_examples=30, deadline=None)
+@given(minutes=st.integers(0, 366 * 24 * 60), offset=st.integers(-14 * 4, 14 * 4).map(lambda q: q * 15),
+       zone=st.sampled_from(["Asia/Jakarta", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC"]))
+def test_property_an_offset_is_accepted_iff_it_is_the_zones_offset_at_that_instant(minutes, offset, zone):
+    instant = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+    written = instant.astimezone(datetime.timezone(datetime.timedelta(minutes=offset))).isoformat()
+    zone_offset = instant.astimezone(ZoneInfo(zone)).utcoffset()
+    problem = cr.offset_disagreement(written, zone)
+    assert (problem is None) == (zone_offset == datetime.timedelta(minutes=offset))
+    if problem:
+        assert cr.format_offset(zone_offset) in problem and zone in problem
+    assert cr.parse_timestamp(written, zone) == instant  # the instant itself is never changed

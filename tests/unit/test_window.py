@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import subprocess
 
 import pytest
@@ -123,11 +124,52 @@ def test_window_length_is_real_elapsed_time_across_a_dst_change():
     assert jakarta["seconds_until_close"] == 3 * 3600
 
 
-def test_timestamps_with_offset_ignore_the_timezone_option():
-    utc = w.window_status(START, END, now="2026-11-24T16:00:00Z", timezone="UTC")
-    berlin = w.window_status(START, END, now="2026-11-24T16:00:00Z", timezone="Europe/Berlin")
-    assert utc == berlin
-    assert utc["start_utc"] == "2026-11-24T15:00:00Z"
+def test_timestamps_with_the_zones_own_offset_are_accepted():
+    jakarta = w.window_status(START, END, now="2026-11-24T16:00:00Z", timezone="Asia/Jakarta")
+    unclaimed = w.window_status(START, END, now="2026-11-24T16:00:00Z")  # no zone given: offsets as written
+    assert jakarta == unclaimed
+    assert jakarta["start_utc"] == "2026-11-24T15:00:00Z"
+    # now is an instant, not part of the window: any offset
+    assert w.window_status(START, END, now="2026-11-24T17:00:00+01:00", timezone="Asia/Jakarta")["state"] == "inside"
+
+
+# --- an explicit offset that disagrees with the time zone (issue 15, class 13) -------------------
+
+def test_two_hour_window_that_became_fourteen_hours_is_refused_naming_both_offsets():
+    # 22:00 in Jakarta to midnight, but the end was written with New York's offset: 05:00Z, 14 hours later
+    with pytest.raises(ValueError) as info:
+        w.window_status("2026-11-24T22:00", "2026-11-25T00:00:00-05:00", now=START, timezone="Asia/Jakarta")
+    assert str(info.value) == ("end: offset -05:00 given in 2026-11-25T00:00:00-05:00 disagrees with timezone "
+                               "Asia/Jakarta (+07:00 at that instant, where this time is 2026-11-25T12:00:00+07:00)")
+
+
+@pytest.mark.parametrize(("start", "end", "tz", "field", "given", "zone_offset"), [
+    ("2026-11-24T22:00:00Z", END, "Asia/Jakarta", "start", "+00:00", "+07:00"),       # local time written with Z
+    (START, END, "UTC", "start", "+07:00", "+00:00"),
+    ("2026-07-15T22:00:00+01:00", "2026-07-15T23:00:00+02:00", "Europe/Berlin", "start", "+01:00", "+02:00"),  # CEST
+    ("2026-01-15T22:00:00+01:00", "2026-01-15T23:00:00+02:00", "Europe/Berlin", "end", "+02:00", "+01:00"),   # CET
+])
+def test_offset_disagreeing_with_the_zone_is_refused(start, end, tz, field, given, zone_offset):
+    with pytest.raises(ValueError, match=rf"^{field}: offset \{given} given in .* disagrees with timezone {tz} "
+                                         rf"\({re.escape(zone_offset)} at that instant"):
+        w.window_status(start, end, now=start, timezone=tz)
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    ("2026-10-25T02:30:00+02:00", "2026-10-25T02:45:00+01:00"),  # both sides of Berlin's repeated hour
+    ("2026-03-29T01:59:00+01:00", "2026-03-29T03:00:00+02:00"),  # across the spring gap
+])
+def test_offsets_around_a_daylight_saving_change_that_agree_are_accepted(start, end):
+    result = w.window_status(start, end, now=start, timezone="Europe/Berlin")
+    assert result["state"] == "inside"
+
+
+def test_module_refuses_a_disagreeing_offset():
+    rc, result = module(start="2026-11-24T22:00:00Z", end="2026-11-25T02:00:00+07:00", timezone="Asia/Jakarta")
+    assert rc != 0
+    assert result["msg"] == ("change window: start: offset +00:00 given in 2026-11-24T22:00:00Z disagrees with "
+                             "timezone Asia/Jakarta (+07:00 at that instant, where this time is "
+                             "2026-11-25T05:00:00+07:00)")
 
 
 # --- bad input: ValueError naming the field ------------------------------------------------------
