@@ -83,3 +83,136 @@ def test_unsafe_members_and_missing_manifest(tmp_path):
     assert res.exit_code == 1
     text = "\n".join(res.problems)
     assert "unsafe or unexpected path" in text and "not a regular file" in text and "MANIFEST.json is missing" in text
+
+
+# ------------------------------------------------------------------------------ issue 15, class 16
+# An approver taken out of the roster after approving is not a tampered decision: every place that
+# checks approvals (archive verification, status, the report) says what it is, and it still does
+# not count.
+CID16 = "CHG-2026-9831"
+
+
+@pytest.fixture
+def approved(tmp_path, monkeypatch):
+    """A change whose plan gate was approved by sari (it_manager), dewi (users) and agus (security)."""
+    import os
+
+    from sopctl.stages import Engine
+    from sopctl.store import Store
+
+    from tests.fixtures.sopctl.world import World
+
+    world = World(tmp_path)
+    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
+    monkeypatch.setenv("SOPCTL_PLAYBOOK_DIR", str(tmp_path / "no-playbooks"))
+    monkeypatch.setenv("SOPCTL_IDENTITY", str(world.identity("budi")))
+    eng = Engine(Store(), out=open(os.devnull, "w"))
+    eng.submit(world.cr(CID16), None, "budi")
+    rid = eng.store.start_stage_run(CID16, "1", "stage1-x", "t1", "eko", os.getpid(), "h")
+    eng.store.finish_stage_run(rid, "succeeded", summary={"result": "passed"})
+    eng.plan_file(CID16).parent.mkdir(parents=True, exist_ok=True)
+    eng.plan_file(CID16).write_text(json.dumps({"plan": "demo"}))
+    for person, comment in (("sari", ""), ("dewi", ""), ("agus", "risk low")):
+        monkeypatch.setenv("SOPCTL_IDENTITY", str(world.identity(person)))
+        Engine(Store(), out=open(os.devnull, "w")).decide(CID16, "plan", "approve", comment)
+    return world
+
+
+def _roster(world, edit) -> None:
+    import yaml
+
+    path = world.tmp / "roster.yml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _remove_sari(world) -> None:
+    _roster(world, lambda d: d["people"].pop("sari"))
+
+
+def _engine():
+    import os
+
+    from sopctl.stages import Engine
+    from sopctl.store import Store
+
+    return Engine(Store(), out=open(os.devnull, "w"))
+
+
+def test_check_decision_names_each_reason(approved, tmp_path):
+    from sopctl import approvals as ap
+
+    eng = _engine()
+    row = next(r for r in eng.store.approvals(CID16) if r["person"] == "sari")
+    pem = eng.roster.people["sari"].public_key_pem
+    assert archive.check_decision(row, True, pem) == (archive.SIG_VALID, "signature verified")
+    status, reason = archive.check_decision(row, False, None)
+    assert status == archive.SIG_NOT_IN_ROSTER and "no longer in the roster" in reason and "forged" not in reason
+    assert archive.check_decision(row, True, None)[0] == archive.SIG_NO_KEY
+    other = ap.keygen("sari2", tmp_path / "other")[2].encode("ascii")
+    status, reason = archive.check_decision(row, True, other)
+    assert status == archive.SIG_OTHER_KEY and row["key_id"] in reason
+    edited = dict(row, comment="edited afterwards")
+    status, reason = archive.check_decision(edited, True, pem)
+    assert status == archive.SIG_INVALID and "decision edited or forged" in reason
+
+
+def test_archive_names_an_approver_removed_from_the_roster(approved, tmp_path):
+    _remove_sari(approved)
+    res = archive.build_archive(_engine(), CID16, tmp_path / "out")
+    pub = str(approved.home / "keys" / "controller.pub")
+    result = archive.verify_archive(res["path"], [pub])
+    assert result.exit_code == 1  # still a failure: the decision cannot be verified
+    text = "\n".join(result.problems)
+    assert "approve of sari at gate plan" in text and "signer sari is no longer in the roster" in text
+    assert "does not verify" not in text and "forged" not in text
+    assert result.checks["approvals"]["signer_not_in_roster"] == 1
+    assert result.checks["approvals"]["signatures_verified"] == 2
+
+
+def test_pinned_roster_without_the_signer_says_so(approved, tmp_path):
+    res = archive.build_archive(_engine(), CID16, tmp_path / "out")  # sari still in the roster here
+    _remove_sari(approved)
+    pub = str(approved.home / "keys" / "controller.pub")
+    result = archive.verify_archive(res["path"], [pub], roster=approved.tmp / "roster.yml")
+    assert result.exit_code == 1
+    (problem,) = [p for p in result.problems if "sari" in p]
+    assert "not in the pinned roster" in problem and "removed from the roster after signing" in problem
+    assert "signature verifies with the archive roster's key" in problem
+
+
+def test_tampered_decision_is_still_reported_as_tampered(approved, tmp_path):
+    _engine().store.db.execute("UPDATE approvals SET comment='risk none' WHERE person='agus'")
+    res = archive.build_archive(_engine(), CID16, tmp_path / "out")
+    result = archive.verify_archive(res["path"], [str(approved.home / "keys" / "controller.pub")])
+    (problem,) = [p for p in result.problems if "agus" in p]
+    assert "signature does not verify with agus's public key (decision edited or forged)" in problem
+    assert result.checks["approvals"]["signer_invalid"] == 1
+
+
+def test_status_says_not_in_roster_and_tampered_apart(approved, capsys):
+    from sopctl import cli
+
+    _remove_sari(approved)
+    _engine().store.db.execute("UPDATE approvals SET comment='risk none' WHERE person='agus'")
+    assert cli.main(["status", CID16]) == 0
+    out = capsys.readouterr().out
+    gate = next(ln for ln in out.splitlines() if ln.strip().startswith("gate plan"))
+    assert "NOT IN ROSTER (signer removed from the roster; cannot be checked, does not count): sari" in gate
+    assert "TAMPERED (signature does not verify): agus" in gate
+    assert "sari" not in gate.split("TAMPERED")[1]  # the removed approver is not among the tampered
+    assert cli.main(["status", CID16, "--json"]) == 0
+    step = next(s for s in json.loads(capsys.readouterr().out)["steps"] if s["step"] == "gate plan")
+    assert step["unverified"] == {"not_in_roster": ["sari"], "invalid": ["agus"]}
+
+
+def test_status_says_when_a_key_was_replaced(approved, capsys, tmp_path):
+    from sopctl import approvals as ap
+    from sopctl import cli
+
+    ap.keygen("sari", tmp_path / "newkey")
+    _roster(approved, lambda d: d["people"]["sari"].update(public_key_file=str(tmp_path / "newkey" / "sari.pub")))
+    assert cli.main(["status", CID16]) == 0
+    gate = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("gate plan"))
+    assert "SIGNED WITH ANOTHER KEY than the roster's (key replaced, or forged; does not count): sari" in gate

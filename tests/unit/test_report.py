@@ -11,6 +11,7 @@ import pytest
 from sopctl import report as rp
 from sopctl.errors import SopctlError
 from tests.fixtures.sopctl.world import World
+from tests.unit.test_archive import approved  # noqa: F401 - the fixture
 
 
 def test_labels_complete_in_both_languages():
@@ -71,3 +72,31 @@ def test_html_escapes_text_from_the_change(tmp_path, monkeypatch):
 
     html = rp.render(rp.collect(Engine(), "CHG-2026-9702"), "html", "en")
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_report_names_an_approver_removed_from_the_roster_apart_from_a_tampered_one(approved):  # noqa: F811
+    """Issue 15, class 16: the report says 'no longer in the roster', not 'fails signature verification'."""
+    import os
+
+    from sopctl.stages import Engine
+    from sopctl.store import Store
+
+    from tests.unit.test_archive import CID16, _remove_sari
+
+    _remove_sari(approved)
+    eng = Engine(Store(), out=open(os.devnull, "w"))
+    eng.store.db.execute("UPDATE approvals SET comment='risk none' WHERE person='agus'")
+    data = rp.collect(eng, CID16)
+    by = {a["person"]: a for a in data["approvals"]}
+    assert by["sari"]["signature_status"] == "not_in_roster" and not by["sari"]["signature_valid"]
+    assert by["agus"]["signature_status"] == "invalid" and by["dewi"]["signature_status"] == "valid"
+    problems = {p["kind"]: p["text"] for p in data["evaluation"]["problems"]}
+    assert "sari" in problems["unverified_approval_not_in_roster"]
+    assert "no longer in the roster" in problems["unverified_approval_not_in_roster"]
+    assert "agus" in problems["tampered_approval"] and "sari" not in problems["tampered_approval"]
+    for lang in rp.LANGS:
+        label = rp.labels(lang)["sig_not_in_roster"]
+        md, html = rp.render(data, "md", lang), rp.render(data, "html", lang)
+        sari_row = next(ln for ln in md.splitlines() if ln.startswith("| plan | sari |"))
+        assert label in sari_row and rp.labels(lang)["invalid"] + "**" not in sari_row
+        assert f'data-sig="not_in_roster">{label}<' in html
