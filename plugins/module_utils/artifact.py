@@ -29,6 +29,7 @@ import time
 from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack import (
     Unpacker,
     UnpackError,
+    printable,
 )
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
     InputError,
@@ -369,14 +370,9 @@ def lookup_checksum(entries, name):
     return sorted(found['digests'].items())
 
 
-_UNPRINTABLE_RE = re.compile(u'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
-
-
 def _printable(text, limit=200):
     """``text`` safe for a terminal or a page: control and bidi characters escaped, bounded."""
-    text = _UNPRINTABLE_RE.sub(lambda m: '\\u%04x' % ord(m.group(0)), text)
-    text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
-    return text if len(text) <= limit else text[:limit] + '...'
+    return printable(text, limit)
 
 
 # --------------------------------------------------------------------------------------------

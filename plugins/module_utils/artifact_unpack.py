@@ -46,6 +46,8 @@ import zipfile
 import zlib
 
 COPY_CHUNK = 1024 * 1024
+# Containers listed in the evidence (the count is always complete).
+MAX_LISTED_CONTAINERS = 100
 # Largest single header read (tar pax/long-name headers, RPM header store): larger is refused.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 
@@ -234,7 +236,8 @@ class Unpacker:
 
     def summary(self):
         return {'members': len(self.members), 'bytes': self.bytes,
-                'containers': list(self.containers),
+                'containers': self.containers[:MAX_LISTED_CONTAINERS],
+                'containers_total': len(self.containers),
                 'seconds': round(time.monotonic() - self.started, 6) if self.started else 0.0}
 
     def cleanup(self):
@@ -284,6 +287,7 @@ class Unpacker:
                 self._check(0)
                 out.write(chunk)
         if expected is not None and written != expected:
+            self._check(0)  # a decompressor killed at the deadline ends early: report the time
             raise UnpackError('%s: truncated (%d of %d bytes)' % (display, written, expected))
         return path
 
@@ -530,6 +534,10 @@ class Unpacker:
             reader.read(data_pad)
 
     def _zip(self, fd, display, depth):
+        declared = _zip_declared_entries(fd)
+        if declared is not None and self.count + declared > self.max_members:
+            raise UnpackError('zip declares %d entries, more than %d members (max_files)'
+                              % (declared, self.max_members))
         handle = os.fdopen(os.dup(fd), 'rb')
         with handle, zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
@@ -580,6 +588,30 @@ class Unpacker:
         if fmt not in ('gzip', 'bzip2', 'xz', 'lzma', 'zstd', 'cpio'):
             raise UnpackError('unsupported RPM payload (compressor %r)' % printable(compressor))
         self._stream(fd, pos, fmt, display + '!<payload>', depth, payload_format='cpio')
+
+
+def _zip_declared_entries(fd):
+    """Entry count from a zip's end-of-central-directory record (zip64 too), or None.
+
+    Read before ``zipfile`` builds one object per central-directory entry in memory.
+    """
+    size = os.fstat(fd).st_size
+    tail_len = min(size, 65536 + 22)
+    tail = os.pread(fd, tail_len, size - tail_len)
+    pos = tail.rfind(b'PK\x05\x06')
+    if pos < 0 or pos + 22 > len(tail):
+        return None
+    count = struct.unpack('<H', tail[pos + 10:pos + 12])[0]
+    if count != 0xFFFF:
+        return count
+    locator = pos - 20
+    if locator < 0 or tail[locator:locator + 4] != b'PK\x06\x07':
+        return None
+    eocd64 = struct.unpack('<Q', tail[locator + 8:locator + 16])[0]
+    record = os.pread(fd, 56, eocd64)
+    if len(record) < 56 or record[:4] != b'PK\x06\x06':
+        return None
+    return struct.unpack('<Q', record[32:40])[0]
 
 
 class _Chain:

@@ -237,3 +237,30 @@ def test_module_reports_malware_in_deb(lab, tmp_path):
     assert res["artifacts"][1]["checks"]["malware_scan"]["verdict"] == "pass"
     assert res["scanner"]["unpack"]["timeout"] == 600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("itsop-unpack-")] == []
+
+
+def test_zip_entry_count_is_checked_before_reading_the_directory(lab, tmp_path):
+    many = tmp_path / "many.zip"
+    many.write_bytes(zip_bytes({f"f{i}.txt": b"x" for i in range(50)}))
+    check = malware(scan(lab, tmp_path, [many], max_files=20))
+    assert check["verdict"] == "fail"
+    assert "zip declares 50 entries, more than 20 members" in check["unpacked"]["error"], check
+
+
+def test_huge_tar_header_is_refused_not_read_into_memory(lab, tmp_path):
+    """A pax header of 20 MiB (a few KiB compressed) is refused instead of being allocated."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("./usr/share/x.txt")
+        info.pax_headers = {"comment": "A" * (20 * 1024 * 1024)}
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"x\n"))
+    deb = tmp_path / "paxbomb.deb"
+    deb.write_bytes(handmade_deb(buf.getvalue()))
+    assert deb.stat().st_size < 1024 * 1024
+    check = malware(scan(lab, tmp_path, [deb]))
+    assert check["verdict"] == "fail"
+    assert "single header of" in check["unpacked"]["error"], check["unpacked"]
