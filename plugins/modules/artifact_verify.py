@@ -332,8 +332,8 @@ artifacts:
           C(primary_key_created), C(primary_key_expires), C(primary_key_revoked)),
           C(max_clock_skew), C(status) lines, C(gpg_rc), C(seconds));
           C(malware_scan) (C(signature) found, C(scanner), C(scanner_version), C(database_version),
-          C(unpacked) (C(members), C(bytes), C(containers) with C(member) and C(format), C(seconds),
-          C(error)), C(member_findings) (up to 50 failing members, each with C(member), C(verdict),
+          C(unpacked) (C(members), C(bytes), C(containers) (the first 100, each with C(member) and
+          C(format)), C(containers_total), C(seconds), C(error)), C(member_findings) (up to 50 failing members, each with C(member), C(verdict),
           C(reason), C(signature))).
       type: dict
 scanner:
