@@ -99,9 +99,10 @@ def _report(args: argparse.Namespace, message: str, code: int, rule: str | None 
 
 
 def _discard_stdout() -> None:
-    """After a broken pipe: point fd 1 at /dev/null so the flush at exit cannot fail again."""
+    """After a broken pipe: point stdout's descriptor at /dev/null so the flush at exit cannot fail
+    again (only when stdout is a real descriptor, not an in-memory stream)."""
     try:
-        fd = sys.__stdout__.fileno() if sys.__stdout__ else 1
+        fd = sys.stdout.fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, fd)
         os.close(devnull)

@@ -3,7 +3,8 @@
 Configured in ``SOPCTL_HOME/config.yml`` (``webhooks: [{url, events}]``). The body is JSON
 ``{"event", "change_id", "title", "text", "time", ...}``. A failing webhook never stops sopctl; it
 is reported on stderr and in the audit log by *event name and webhook index only*: webhook URLs
-often carry tokens and are never logged or printed.
+often carry tokens and are never logged or printed. ``title`` and ``text`` are shown by a chat to
+people: their control, bidi and invisible characters are made visible (:mod:`sopctl.textsafe`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ def send(webhooks: list[dict[str, Any]], event: str, payload: dict[str, Any], ti
         return results
     import requests
 
+    from .textsafe import multi_line, one_line
+
     body = dict(payload, event=event)
+    for key, clean in (("title", one_line), ("text", multi_line)):
+        if isinstance(body.get(key), str):
+            body[key] = clean(body[key])
     for index, hook in wanted:
         try:
             resp = requests.post(hook["url"], json=body, timeout=timeout)

@@ -229,6 +229,23 @@ class Engine:
         missing = {r: n - len(counted.get(r, [])) for r, n in quorum.items() if len(counted.get(r, [])) < n}
         return GateState(gate, is_open, binding, counted, missing, rejected, void, tampered)
 
+    def _unverified_refusal(self, state: GateState, gate: str, suffix: str = "") -> Refusal:
+        """SIG-1 naming why each stored decision does not verify: a tampered one apart from one whose
+        signer is no longer in the roster (or whose roster key was replaced)."""
+        from .archive import SIG_INVALID, check_decision
+
+        tampered, unverifiable = [], []
+        for row in state.tampered:
+            person = self.roster.people.get(row["person"])
+            status, reason = check_decision(row, person is not None, person.public_key_pem if person else None)
+            (tampered if status == SIG_INVALID else unverifiable).append((row["person"], reason))
+        parts = []
+        if tampered:
+            parts.append("stored decision(s) of " + ", ".join(p for p, _ in tampered)
+                         + f" at gate {gate} fail signature verification (tampered)")
+        parts.extend(f"the decision of {p} at gate {gate} cannot be verified: {reason}" for p, reason in unverifiable)
+        return Refusal("SIG-1", "; ".join(parts) + suffix)
+
     def evidence_problems(self, change: dict[str, Any]) -> list[str]:
         ev = self.store.evidence_dir(change["id"]) / "stage2"
         problems = []
@@ -379,8 +396,7 @@ class Engine:
                 raise Refusal("GATE-1", f"gate {gate} of {change_id} is not open: stage {GATE_AFTER[gate]} "
                                         "has not completed")
             if state.tampered:
-                raise Refusal("SIG-1", "stored decision(s) of " + ", ".join(r["person"] for r in state.tampered)
-                              + f" at gate {gate} fail signature verification (tampered)")
+                raise self._unverified_refusal(state, gate)
             person = ident.id
             for row in self.store.approvals(change_id, gate):
                 if row["person"] == person and row["binding"] == state.binding:
@@ -488,8 +504,7 @@ class Engine:
             elif kind == "gate":
                 state = self.gate_state(change, name)
                 if state.tampered:
-                    raise Refusal("SIG-1", "stored decision(s) of " + ", ".join(r["person"] for r in state.tampered)
-                                  + f" at gate {name} fail signature verification (tampered); gate {name} is closed")
+                    raise self._unverified_refusal(state, name, f"; gate {name} is closed")
                 if state.rejected:
                     r = state.rejected[-1]
                     raise Refusal("GATE-3", f"gate {name} was rejected by {r['person']} ({r['role']}): "

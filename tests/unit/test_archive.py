@@ -216,3 +216,19 @@ def test_status_says_when_a_key_was_replaced(approved, capsys, tmp_path):
     assert cli.main(["status", CID16]) == 0
     gate = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("gate plan"))
     assert "SIGNED WITH ANOTHER KEY than the roster's (key replaced, or forged; does not count): sari" in gate
+
+
+def test_run_refusal_names_an_approver_removed_from_the_roster(approved, monkeypatch):
+    from sopctl.errors import Refusal
+
+    _remove_sari(approved)
+    monkeypatch.setenv("SOPCTL_IDENTITY", str(approved.identity("eko")))
+    with pytest.raises(Refusal) as info:
+        _engine().run(CID16, max_stage="1")
+    text = str(info.value)
+    assert info.value.rule == "SIG-1" and "tampered" not in text
+    assert "the decision of sari at gate plan cannot be verified: signer sari is no longer in the roster" in text
+    _engine().store.db.execute("UPDATE approvals SET comment='risk none' WHERE person='agus'")
+    with pytest.raises(Refusal, match=r"of agus at gate plan fail signature verification \(tampered\); the decision "
+                                      r"of sari at gate plan cannot be verified: signer sari is no longer"):
+        _engine().run(CID16, max_stage="1")

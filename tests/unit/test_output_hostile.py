@@ -251,3 +251,21 @@ def test_archive_verify_output_cannot_be_forged_by_a_member_name(world, capsys, 
     assert "archive INTACT" not in out.splitlines()[0] and "archive FAILED" in out.splitlines()[0]
     assert not any(ln.startswith(f"{res['path']}: archive INTACT") for ln in out.splitlines())
     assert "evil\\n" in out and "\\r\\x1b[2K.json: in the archive but not in the manifest (file added)" in out
+
+
+def test_webhook_title_and_text_are_neutralised(monkeypatch):
+    import requests
+    from sopctl import notify
+
+    sent = []
+
+    class Response:
+        status_code = 204
+
+    monkeypatch.setattr(requests, "post", lambda url, json, timeout: sent.append(json) or Response())
+    results = notify.send([{"url": "http://127.0.0.1:9/hook", "events": ["gate_waiting"]}], "gate_waiting",
+                          {"change_id": CID, "title": TITLE, "text": "waiting\nfor " + COMMENT})
+    assert results == [{"webhook": 0, "event": "gate_waiting", "ok": True, "status": 204}]
+    (body,) = sent
+    assert body["title"] == textsafe.one_line(TITLE) and "<U+202E>redaolnwod" in body["title"]
+    assert body["text"].startswith("waiting\nfor looks fine\\r\\x1b[1A") and neutral(body["text"])
