@@ -665,4 +665,3 @@ class _Limited:
         data = self.reader.read(min(size, self.left))
         self.left -= len(data)
         return data
-
