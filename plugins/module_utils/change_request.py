@@ -287,8 +287,11 @@ SCHEMA_JSON = r'''{
 '''
 SCHEMA = json.loads(SCHEMA_JSON)
 
-#: largest change request file accepted (a real one is a few KB; parsing 256 KiB takes ~1 s)
+#: largest change request file accepted (a real one is a few KB)
 CHANGE_REQUEST_LIMIT = 256 * 1024
+#: most values (scalars, lists, mappings) in a change request: the example has ~175; this bounds
+#: the parse time of a hostile document within the size limit to a fraction of a second
+CHANGE_REQUEST_MAX_VALUES = 5000
 
 #: identifiers are plain ASCII, matched in full (see pattern_matches)
 PERSON_ID_PATTERN = SCHEMA['$defs']['person']['pattern']
@@ -324,7 +327,7 @@ def load_change_request(path):
     source = '%s %s' % (what, path)
     try:
         raw = read_regular_file(path, limit=CHANGE_REQUEST_LIMIT, what=what)
-        data = load_yaml(decode_text(raw, source), source)
+        data = load_yaml(decode_text(raw, source), source, max_nodes=CHANGE_REQUEST_MAX_VALUES)
     except InputError as exc:
         raise ChangeRequestError(str(exc)) from None
     if not isinstance(data, dict):
@@ -843,6 +846,9 @@ def _character_errors(value, path):
         problem = text_problem(value, _is_free_text(path))
         if problem:
             out.append('%s: %s' % (format_path(path), problem))
+    elif isinstance(value, float) and (value != value or value in (float('inf'), float('-inf'))):
+        # YAML .nan/.inf: passes every minimum/maximum comparison and is not JSON
+        out.append('%s: must be a finite number, found %s' % (format_path(path), value))
     return out
 
 

@@ -19,7 +19,8 @@ Every change request, roster, policy file, checksum file and signature the colle
   keys**, **no duplicate keys** (refused naming the key and both lines), a bounded nesting
   depth, and only plain data types (the safe loader's tags); a value the loader cannot build
   (an integer of more than 4300 digits, a date such as 2026-13-45) is an ``InputError`` naming
-  its line, never another exception.
+  its line, never another exception; at most ``max_nodes`` values (default MAX_NODES), which
+  bounds the parse time of a document within its size limit.
 - ``load_json(text, source)``: JSON with duplicate keys refused naming the key and both lines,
   and the same bounded depth.
 
@@ -48,6 +49,10 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 DOCUMENT_LIMIT = 1024 * 1024
 #: maximum nesting of mappings and sequences in a document
 MAX_DEPTH = 64
+#: default maximum number of values (scalars, mappings, sequences) in a YAML document: the pure
+#: Python parser needs tens of microseconds per value, so this bounds the time a document within
+#: its size limit can take (a change request has ~200 values, a roster ~11 per person)
+MAX_NODES = 20000
 
 
 class InputError(ValueError):
@@ -143,7 +148,9 @@ def decode_text(raw, source):
 
 if HAS_YAML:
     class StrictSafeLoader(yaml.SafeLoader):
-        """SafeLoader that refuses aliases/anchors and duplicate keys and bounds the depth."""
+        """SafeLoader that refuses aliases/anchors and duplicate keys and bounds depth and size."""
+
+        itsop_max_nodes = MAX_NODES
 
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
@@ -156,6 +163,10 @@ if HAS_YAML:
             if anchor is not None:
                 raise InputError('line %d, column %d: YAML anchors (&%s) are not accepted'
                                  % (event.start_mark.line + 1, event.start_mark.column + 1, anchor))
+            self._itsop_nodes = getattr(self, '_itsop_nodes', 0) + 1
+            if self._itsop_nodes > self.itsop_max_nodes:
+                raise InputError('line %d: more than %d values in one document; refusing to read further'
+                                 % (event.start_mark.line + 1, self.itsop_max_nodes))
             self._itsop_depth = getattr(self, '_itsop_depth', 0) + 1
             try:
                 if self._itsop_depth > MAX_DEPTH:
@@ -195,12 +206,18 @@ if HAS_YAML:
             return super(StrictSafeLoader, self).construct_mapping(node, deep=deep)
 
 
-def load_yaml(text, source='document'):
-    """Parse YAML/JSON text strictly (see module docstring); InputError names source and line."""
+def load_yaml(text, source='document', max_nodes=MAX_NODES):
+    """Parse YAML/JSON text strictly (see module docstring); InputError names source and line.
+
+    ``max_nodes`` bounds the number of values (and so the parse time) of the document.
+    """
     if not HAS_YAML:
         return load_json(text, source)
+    loader = None
     try:
-        return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = StrictSafeLoader(text)  # the reader checks the characters here already
+        loader.itsop_max_nodes = max_nodes
+        return loader.get_single_data()
     except InputError as exc:
         raise InputError('%s: %s' % (source, exc)) from None
     except yaml.YAMLError as exc:
@@ -211,6 +228,9 @@ def load_yaml(text, source='document'):
         # a value the safe constructor cannot build: an integer of more than 4300 digits, a
         # timestamp such as 2026-13-45, ...
         raise InputError('%s: a value cannot be read (%s)' % (source, exc)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _line_of(text, pos):
@@ -298,7 +318,7 @@ def load_json(text, source='document'):
         raise InputError('%s: nested too deeply' % source) from None
 
 
-def load_document_file(path, what='document', limit=DOCUMENT_LIMIT):
+def load_document_file(path, what='document', limit=DOCUMENT_LIMIT, max_nodes=MAX_NODES):
     """read_regular_file + decode_text + load_yaml in one call."""
     raw = read_regular_file(path, limit=limit, what=what)
-    return load_yaml(decode_text(raw, '%s %s' % (what, path)), '%s %s' % (what, path))
+    return load_yaml(decode_text(raw, '%s %s' % (what, path)), '%s %s' % (what, path), max_nodes=max_nodes)

@@ -422,3 +422,25 @@ def test_demo_and_fixture_change_requests_and_rosters_still_load(tmp_path):
     assert ap.load_identity(world.identity("agus")).id == "agus"
     molecule = REPO / "molecule" / "change_roles" / "change" / "CHG-2026-0601.yml"
     assert cr.load_and_normalise(molecule)["id"] == "CHG-2026-0601"
+
+
+def test_dense_document_within_the_size_limit_is_refused_in_bounded_time(tmp_path):
+    """131,000 list items in 256 KiB would take seconds of pure-Python parsing: the value limit stops it."""
+    path = tmp_path / "dense.yml"
+    path.write_text("x: [" + "1," * (cr.CHANGE_REQUEST_LIMIT // 2 - 10) + "1]\n")
+    assert path.stat().st_size <= cr.CHANGE_REQUEST_LIMIT
+    started = time.process_time()
+    with pytest.raises(cr.ChangeRequestError, match=rf": line 1: more than {cr.CHANGE_REQUEST_MAX_VALUES} values in "
+                                                    "one document; refusing to read further$"):
+        cr.load_change_request(path)
+    assert time.process_time() - started < 1
+    with pytest.raises(si.InputError, match=f"more than {si.MAX_NODES} values"):
+        si.load_yaml("x: [" + "1," * si.MAX_NODES + "1]", "roster")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_are_refused(tmp_path, value):
+    path = tmp_path / "cr.yml"
+    path.write_text(EXAMPLE_TEXT.replace("expected_downtime_minutes: 5", f"expected_downtime_minutes: {value}"))
+    with pytest.raises(cr.ChangeRequestError, match=r"expected_downtime_minutes: must be a finite number, found "):
+        cr.load_and_normalise(path)
