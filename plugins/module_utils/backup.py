@@ -1675,6 +1675,20 @@ def _stream_tar(tool, list_path, multi, writer, emit, xattrs, warnings):
 
 # --------------------------------------------------------------------------- reading back
 
+_SCAN_JSON = json.JSONDecoder().scan_once  # the C scanner json.loads uses, without its per-call overhead
+
+
+def _json_line(text):
+    """One JSON value filling the line (as json.loads would accept it; its error message otherwise)."""
+    try:
+        obj, end = _SCAN_JSON(text, 0)
+    except StopIteration:
+        return json.loads(text)  # leading blanks, or not JSON: json.loads accepts it or says why
+    if end != len(text) and text[end:].strip():
+        return json.loads(text)  # raises 'Extra data'
+    return obj
+
+
 def iter_manifest(path, limit=None):
     """Yield the manifest's header, then its entries; raises BackupError on any damage.
 
@@ -1688,7 +1702,7 @@ def iter_manifest(path, limit=None):
             if ended:
                 raise BackupError('manifest %s has data after its end marker (line %d)' % (path, lineno))
             try:
-                obj = json.loads(line.decode('utf-8', 'surrogateescape'))
+                obj = _json_line(line.decode('utf-8', 'surrogateescape'))
             except ValueError as exc:
                 raise BackupError('manifest %s is damaged at line %d: %s' % (path, lineno, exc)) from None
             if first:

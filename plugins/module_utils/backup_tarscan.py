@@ -35,6 +35,8 @@ whole archive before anything is written.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+from zlib import adler32
+
 BLOCK = 512
 _ZERO = bytes(BLOCK)
 _TYPES = {b'0': 'file', b'\0': 'file', b'7': 'file', b'1': 'hardlink', b'2': 'symlink', b'3': 'chardev',
@@ -106,8 +108,10 @@ def _checksum_ok(block):
             stored = _octal(field, 'checksum', 0)
         except ArchiveRefused:
             return False
-    unsigned = sum(block) - sum(field) + 256  # the checksum field counts as eight spaces
-    if stored == unsigned:
+    # The unsigned byte sum, computed in C: Adler-32's first half is 1 + the byte sum modulo 65521, and
+    # the sum of 256 bytes (at most 65280) is below the modulus, so each half gives its exact sum.
+    unsigned = (adler32(block[:256]) & 0xffff) + (adler32(block[256:]) & 0xffff) - 2 - sum(field) + 256
+    if stored == unsigned:  # the checksum field itself counts as eight spaces
         return True
     data = block[:148] + b'        ' + block[156:]
     return stored == unsigned - 256 * sum(1 for b in data if b > 127)  # old writers summed signed chars
@@ -115,6 +119,10 @@ def _checksum_ok(block):
 
 def canonical(raw, is_dir, what, offset):
     """The canonical form of a member name or link target (bytes); ArchiveRefused when it has none."""
+    name = raw[:-1] if is_dir and raw[-1:] == b'/' else raw
+    if (name and name[:1] not in b'./' and name[-1:] != b'/' and b'/.' not in name and b'//' not in name
+            and b'\0' not in name):
+        return name  # the common case: nothing to look at more closely
     if b'\0' in raw:
         raise ArchiveRefused('refusing archive member %r: %s contains a NUL byte' % (shown(raw), what), raw)
     name = raw
@@ -194,17 +202,20 @@ class TarReader(object):
         pos = 0
         size = len(view)
         while pos < size:
-            if self.skip:
-                step = min(self.skip, size - pos)
-                self.skip -= step
+            skip = self.skip
+            if skip:
+                step = size - pos
+                if skip < step:
+                    step = skip
+                self.skip = skip - step
                 pos += step
                 self.offset += step
                 continue
             if self.ended:
                 return  # after the end marker: neither reader looks at it
             need = self.need
-            if not self.pending and size - pos >= need:  # the whole header is in this chunk
-                data = bytes(view[pos:pos + need])
+            if size - pos >= need and not self.pending:  # the whole header is in this chunk
+                data = view[pos:pos + need].tobytes()
                 pos += need
                 self.offset += need
             else:
@@ -250,7 +261,7 @@ class TarReader(object):
             raise ArchiveRefused('tar header at byte %d has type %r, which backup archives never contain '
                                  '(GNU long names, global or sparse headers and vendor types are refused)'
                                  % (offset, flag))
-        if block[257:263] != b'ustar\0' or block[263:265] != b'00':
+        if block[257:265] != b'ustar\x0000':
             raise ArchiveRefused('tar header at byte %d is not a POSIX ustar header (magic %r)'
                                  % (offset, block[257:265]))
         size = _octal(block[124:136], 'size', offset)
@@ -333,7 +344,7 @@ class MemberCheck(object):
     def __call__(self, member):
         name = member.name
         kind = member.type
-        below = self._below_symlink(name, False)
+        below = self._below_symlink(name, False) if self.symlinks else None
         if below is not None:
             raise ArchiveRefused('refusing archive member %r: it lies below the symlink member %r'
                                  % (shown(name), shown(below)), name)
