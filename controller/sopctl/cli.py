@@ -31,7 +31,7 @@ from .errors import (
     EXIT_USAGE,
     SopctlError,
 )
-from .textsafe import multi_line, one_line, safe_streams
+from .textsafe import one_line, safe_streams
 
 #: command modules (relative to this package), each with ``register(subparsers)``
 COMMAND_MODULES: list[str] = [
@@ -76,14 +76,21 @@ def _command_name(args: argparse.Namespace | None) -> str:
     return f"sopctl {args.command}" + (f" {sub}" if sub else "")
 
 
-def _report(args: argparse.Namespace, message: str, code: int, rule: str | None = None,
-            multiline: bool = False) -> int:
-    """One line on stderr (and the JSON error object with --json); never raises.
+def _error_lines(exc: SopctlError) -> list[str]:
+    """The error as lines: one line, or for an error listing items (``errors``: every bad field of a
+    change request) its first line and one line per item. No item can add a line of its own."""
+    text = str(exc)
+    items = getattr(exc, "errors", None)
+    if isinstance(items, list) and items and all(isinstance(i, str) for i in items):
+        tail = "\n" + "\n".join(f"  - {i}" for i in items)
+        if text.endswith(tail):
+            return [one_line(text[: -len(tail)]), *(one_line(f"  - {i}") for i in items)]
+    return [one_line(text)]
 
-    ``multiline`` only for sopctl's own reported errors that list several items (e.g. every bad
-    field of a change request, one per line); their control characters are neutralised too.
-    """
-    line = multi_line(message) if multiline else one_line(message)
+
+def _report(args: argparse.Namespace, message: str | list[str], code: int, rule: str | None = None) -> int:
+    """One line on stderr (and the JSON error object with --json); never raises."""
+    line = "\n".join(message) if isinstance(message, list) else one_line(message)
     if getattr(args, "json", False):
         try:
             print(json.dumps({"ok": False, "error": line, "exit_code": code, "rule": rule}))
@@ -126,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             return _report(args, "output closed before the command finished (broken pipe)", EXIT_OUTPUT_CLOSED)
         return result  # the command's own result (e.g. the verification's), never 0 unless it succeeded
     except SopctlError as exc:
-        return _report(args, str(exc), exc.code, getattr(exc, "rule", None), multiline=True)
+        return _report(args, _error_lines(exc), exc.code, getattr(exc, "rule", None))
     except StoreError as exc:
         return _report(args, str(exc), EXIT_USAGE)
     except OSError as exc:

@@ -58,6 +58,7 @@ from .policy import (
 )
 from .runner import Progress, RunResult, playbook_path, processes_with_token, run_stage
 from .store import Store, atomic_write, utc_now
+from .textsafe import one_line
 
 STEPS: list[tuple[str, str]] = [
     ("stage", "1"), ("gate", "plan"), ("stage", "2"), ("evidence", "stage3"), ("stage", "3"),
@@ -142,7 +143,7 @@ class Engine:
         if self.json_mode:
             self.out.write(json.dumps({"event": "message", "text": text}) + "\n")
         else:
-            self.out.write(text + "\n")
+            self.out.write(one_line(text) + "\n")  # a reason or comment in it cannot start a line of its own
         self.out.flush()
 
     @property

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from sopctl import archive, cli, collection
+from sopctl import archive, cli, collection, textsafe
 from sopctl import commands as sopctl_commands
 from sopctl.errors import (
     EXIT_CODES,
@@ -336,3 +336,27 @@ def test_real_full_disk_under_the_state_store_loses_nothing(world, tmpfs):
     proc = world.sopctl(None, "audit", "verify", str(home / "changes" / CID / "audit"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert world.sopctl("budi", "cancel", CID, "--reason", "no longer needed").returncode == 0
+
+
+def test_a_refusal_quoting_a_comment_stays_one_line(world, capsys, monkeypatch):
+    from sopctl.errors import Refusal
+
+    def refused(args):
+        raise Refusal("GATE-3", "gate plan was rejected by dewi (users): no\nsopctl run: done \x1b[32mOK")
+
+    monkeypatch.setattr(sopctl_commands, "cmd_run", refused)
+    code, _, err = run_cli(capsys, "run", CID)
+    assert code == 3
+    assert one_line_error(err, "run").endswith("no\\nsopctl run: done \\x1b[32mOK)")
+
+
+def test_an_invalid_change_request_lists_each_field_on_its_own_line(world, capsys):
+    bad = world.tmp / "bad.yml"
+    bad.write_text(world.cr("CHG-2026-9824").read_text().replace("title: ", "title: \"x\\ny: \\e[2K\"\nxtitle: ", 1))
+    for command, prefix in (("submit", "sopctl submit: "), ("validate", "")):
+        code, _, err = run_cli(capsys, command, str(bad))
+        assert code == 2 and "Traceback" not in err
+        lines = err.splitlines()
+        assert lines[0] == f"{prefix}{bad}: invalid change request (CR-1):"
+        assert len(lines) >= 2 and all(ln.startswith("  - ") for ln in lines[1:]), lines
+        assert all(textsafe.is_clean(ln) for ln in lines)

@@ -269,3 +269,11 @@ def test_webhook_title_and_text_are_neutralised(monkeypatch):
     (body,) = sent
     assert body["title"] == textsafe.one_line(TITLE) and "<U+202E>redaolnwod" in body["title"]
     assert body["text"].startswith("waiting\nfor looks fine\\r\\x1b[1A") and neutral(body["text"])
+
+
+def test_engine_messages_are_one_line_each(world):
+    out = io.StringIO()
+    eng = Engine(Store(), out=out)
+    eng.say(f"{CID}: cancelled by budi (was submitted): {FORGED_LINE}\r\x1b[2K")
+    assert out.getvalue() == f"{CID}: cancelled by budi (was submitted): quiet title\\n  state closed; " \
+                             "requester nobody\\r\\x1b[2K\n"
