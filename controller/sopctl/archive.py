@@ -444,7 +444,8 @@ SIG_OTHER_KEY = "other_key"
 SIG_INVALID = "invalid"
 
 
-def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None) -> tuple[str, str]:
+def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None,
+                   roster_name: str = "the roster") -> tuple[str, str]:
     """Check a stored decision's signature against the signer's roster entry; ``(status, reason)``.
 
     Only :data:`SIG_VALID` counts. The other outcomes say *why* not, so that an approver taken
@@ -455,8 +456,8 @@ def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None) -> t
     """
     who = row.get("person")
     if not in_roster:
-        return SIG_NOT_IN_ROSTER, (f"signer {who} is no longer in the roster (removed after signing, or the "
-                                   "decision names someone else): its signature cannot be checked")
+        return SIG_NOT_IN_ROSTER, (f"signer {who} is not in {roster_name}: removed from the roster after signing "
+                                   "(or never in it), so its signature cannot be checked")
     if not pem:
         return SIG_NO_KEY, f"the roster has no public key for {who}: the signature cannot be checked"
     if ap.verify_decision(row, pem):
@@ -516,10 +517,11 @@ def _verify_approvals(members: dict[str, bytes], roster_path: str | Path | None,
         person = arch_roster.get(who) if isinstance(who, str) else None
         pem = person.get("public_key") if isinstance(person, dict) else None
         status, reason = check_decision(row, isinstance(person, dict),
-                                        pem.encode("ascii", "replace") if isinstance(pem, str) else None)
+                                        pem.encode("ascii", "replace") if isinstance(pem, str) else None,
+                                        "the archive's roster")
         outcomes[status] = outcomes.get(status, 0) + 1
         if status != SIG_VALID:
-            res.fail(f"{label}: {reason} (archive roster)")
+            res.fail(f"{label}: {reason}")
             continue
         if pinned is not None:
             pp = pinned.people.get(who)

@@ -148,7 +148,8 @@ def test_check_decision_names_each_reason(approved, tmp_path):
     pem = eng.roster.people["sari"].public_key_pem
     assert archive.check_decision(row, True, pem) == (archive.SIG_VALID, "signature verified")
     status, reason = archive.check_decision(row, False, None)
-    assert status == archive.SIG_NOT_IN_ROSTER and "no longer in the roster" in reason and "forged" not in reason
+    assert status == archive.SIG_NOT_IN_ROSTER and "forged" not in reason
+    assert reason.startswith("signer sari is not in the roster: removed from the roster after signing")
     assert archive.check_decision(row, True, None)[0] == archive.SIG_NO_KEY
     other = ap.keygen("sari2", tmp_path / "other")[2].encode("ascii")
     status, reason = archive.check_decision(row, True, other)
@@ -165,7 +166,8 @@ def test_archive_names_an_approver_removed_from_the_roster(approved, tmp_path):
     result = archive.verify_archive(res["path"], [pub])
     assert result.exit_code == 1  # still a failure: the decision cannot be verified
     text = "\n".join(result.problems)
-    assert "approve of sari at gate plan" in text and "signer sari is no longer in the roster" in text
+    assert "approve of sari at gate plan" in text
+    assert "signer sari is not in the archive's roster: removed from the roster after signing" in text
     assert "does not verify" not in text and "forged" not in text
     assert result.checks["approvals"]["signer_not_in_roster"] == 1
     assert result.checks["approvals"]["signatures_verified"] == 2
@@ -227,8 +229,9 @@ def test_run_refusal_names_an_approver_removed_from_the_roster(approved, monkeyp
         _engine().run(CID16, max_stage="1")
     text = str(info.value)
     assert info.value.rule == "SIG-1" and "tampered" not in text
-    assert "the decision of sari at gate plan cannot be verified: signer sari is no longer in the roster" in text
+    assert "the decision of sari at gate plan cannot be verified: signer sari is not in the roster: removed from " \
+           "the roster after signing" in text
     _engine().store.db.execute("UPDATE approvals SET comment='risk none' WHERE person='agus'")
     with pytest.raises(Refusal, match=r"of agus at gate plan fail signature verification \(tampered\); the decision "
-                                      r"of sari at gate plan cannot be verified: signer sari is no longer"):
+                                      r"of sari at gate plan cannot be verified: signer sari is not in the roster"):
         _engine().run(CID16, max_stage="1")

@@ -92,7 +92,7 @@ def test_report_names_an_approver_removed_from_the_roster_apart_from_a_tampered_
     assert by["agus"]["signature_status"] == "invalid" and by["dewi"]["signature_status"] == "valid"
     problems = {p["kind"]: p["text"] for p in data["evaluation"]["problems"]}
     assert "sari" in problems["unverified_approval_not_in_roster"]
-    assert "no longer in the roster" in problems["unverified_approval_not_in_roster"]
+    assert "removed from the roster after signing" in problems["unverified_approval_not_in_roster"]
     assert "agus" in problems["tampered_approval"] and "sari" not in problems["tampered_approval"]
     for lang in rp.LANGS:
         label = rp.labels(lang)["sig_not_in_roster"]
