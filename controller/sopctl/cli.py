@@ -27,6 +27,7 @@ from .errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_IO,
+    EXIT_OK,
     EXIT_OUTPUT_CLOSED,
     EXIT_USAGE,
     SopctlError,
@@ -157,13 +158,27 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
-            return int(exc.code or 0)
+            return _flushed(int(exc.code or 0))
         if not getattr(args, "command", None) or getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         return _run(args)
+    except BrokenPipeError:  # --help | head: the help was the whole result
+        _discard_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return _report(argparse.Namespace(), "interrupted", EXIT_INTERRUPTED)
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def _flushed(code: int) -> int:
+    """Flush stdout now (inside the boundary), so a closed pipe cannot fail the exit later."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    return code
 
 
 if __name__ == "__main__":

@@ -252,6 +252,9 @@ def test_output_closed_before_a_result_is_a_distinct_failure(world):
     assert "output closed before the command finished (broken pipe)" in one_line_error(proc.stderr, "report")
     proc = _closed_stdout(world, "status", CID, env={"PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0 and proc.stderr == ""  # status had its result before printing it
+    for args in (("--help",), ("audit", "verify", "--help")):
+        proc = _closed_stdout(world, *args)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no "Exception ignored ..." at exit
 
 
 # ------------------------------------------------------------------------------ a real full disk (root)
