@@ -33,6 +33,7 @@ from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack impor
 )
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
     InputError,
+    open_regular_file,
     read_regular_file,
 )
 
@@ -84,50 +85,6 @@ class VerifyError(Exception):
 # --------------------------------------------------------------------------------------------
 # Hashing
 # --------------------------------------------------------------------------------------------
-
-def open_regular_file(path, limit=None, what='file'):
-    """Open ``path`` read-only if it is a regular file of at most ``limit`` bytes (None: no limit).
-
-    Returns ``(fd, st)`` (the caller closes ``fd``). Same rules as ``safe_input.read_regular_file``:
-    the path is checked with ``stat`` before it is opened (a device or FIFO is never opened), then
-    opened ``O_NONBLOCK | O_NOCTTY`` and checked again with ``fstat`` on the open descriptor, which
-    must be the same regular file; so the file checked is the file later read from ``fd``.
-    Raises :class:`InputError`.
-    """
-    path = os.fspath(path)
-    try:
-        before = os.stat(path)
-    except OSError as exc:
-        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
-    _refuse_irregular(before, path, limit, what)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise InputError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc)) from None
-    try:
-        st = os.fstat(fd)
-        _refuse_irregular(st, path, limit, what)
-        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
-            raise InputError('%s %s: replaced while being opened; refusing to read it' % (what, path))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def _refuse_irregular(st, path, limit, what):
-    if not stat.S_ISREG(st.st_mode):
-        kind = 'mode %o' % stat.S_IFMT(st.st_mode)
-        for test, name in ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
-                           (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),
-                           (stat.S_ISSOCK, 'a socket')):
-            if test(st.st_mode):
-                kind = name
-        raise InputError('%s %s: not a regular file (%s); refusing to read it' % (what, path, kind))
-    if limit is not None and st.st_size > limit:
-        raise InputError('%s %s: %d bytes, larger than the limit of %d bytes' % (what, path, st.st_size, limit))
-
 
 def hash_file(path, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, limit=None,
               what='artifact'):
