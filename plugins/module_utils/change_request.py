@@ -782,9 +782,9 @@ FREE_TEXT_FIELDS = (
     ('items', 'config_files', None, 'content'),
     ('test_plan', 'functional', None, 'body_contains'), ('test_plan', 'functional', None, 'command', None),
 )
-_MULTILINE_OK = u'\t\n\r'
+_MULTILINE_OK = '\t\n\r'
 #: bidirectional embeddings, overrides and isolates, the Arabic letter mark (Trojan Source)
-_BIDI_CONTROLS = frozenset(u'\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')
+_BIDI_CONTROLS = frozenset('\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')
 
 
 def describe_character(char):
