@@ -37,12 +37,42 @@ def test_roster_loads_people_roles_keys_and_default_quorum(world):
     ({"people": {"x": {"roles": ["qa"]}}, "quorum": {"lunch": {"qa": 1}}}, "unknown gate"),
     ({"people": {"x": {"roles": ["qa"]}}, "quorum": {"plan": {"qa": -1}}}, "count >= 0"),
     ({"nobody": 1}, "expected a mapping with 'people'"),
+    ({"people": {"x": {"roles": ["qa"]}}, "quorum": {"plan": {"qa": True}}}, "count >= 0"),
+    ({"people": {"x": {"roles": "qa"}}}, r"people\.\"x\"\.roles: must be a list of roles"),
+    ({"people": {"x": {"roles": ["qa"], "public_key": 42}}}, "public_key: must be a PEM text"),
+    ({"people": {7: {"roles": ["qa"]}}}, r"people\.7: person id must be a string, found integer"),
+    ({"people": {"x": {"roles": ["qa\n"]}}}, r'unknown role\(s\) "qa\\n"'),
 ])
 def test_roster_errors_name_the_problem(tmp_path, doc, message):
     path = tmp_path / "r.yml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(PolicyError, match=message):
         policy.load_roster(path)
+
+
+def test_freeze_calendar_must_hold_a_list_of_named_freezes(tmp_path):
+    path = tmp_path / "freeze.yml"
+    for doc, message in (({"freezes": {"name": "x"}}, "expected a mapping with a list 'freezes'"),
+                         (["x"], "expected a mapping with a list 'freezes'"),
+                         ({"freezes": [{"name": "a\u202eb", "start": "2027-03-05T00:00:00+07:00",
+                                        "end": "2027-03-06T00:00:00+07:00"}]},
+                          r"freezes\[0\]\.name: contains U\+202E RIGHT-TO-LEFT OVERRIDE at position 1")):
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(PolicyError, match=message):
+            policy.load_freezes(path)
+
+
+def test_skeleton_folds_lookalikes_and_id_checks_name_the_place():
+    assert policy.skeleton("\u0430gus") == policy.skeleton("AGUS") == policy.skeleton("agus") == "agus"
+    assert policy.skeleton("rnarta") == policy.skeleton("marta")
+    assert policy.skeleton("budi.s") == policy.skeleton("budi-s") == policy.skeleton("budi_s")
+    assert policy.skeleton("sari") != policy.skeleton("sara")
+    assert policy.check_person_id("budi", "x") == "budi"
+    with pytest.raises(PolicyError, match=r'^--id: person id "budi\\n" contains U\+000A at position 4'):
+        policy.check_person_id("budi\n", "--id")
+    assert policy.check_change_id("CHG-2026-0042") == "CHG-2026-0042"
+    with pytest.raises(PolicyError, match=r'^change id: "CHG-2026-0042 " contains U\+0020'):
+        policy.check_change_id("CHG-2026-0042 ")
 
 
 def test_roster_check_reports_short_quorum(tmp_path):
