@@ -108,24 +108,49 @@ def private_dir(path: Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same directory + rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same directory + rename).
+
+    On any failure (a full disk, a refused write, an interrupt) the temporary file is removed and
+    ``path`` is untouched: an earlier file stays as it was and nothing partial is left. An
+    ``OSError`` without a file name (``ENOSPC`` from ``write()``) is raised naming ``path``.
+    """
     import tempfile
 
+    from .errors import naming
+
+    path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # closes fd even when fchmod or write fails
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise naming(exc, path) from exc
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (best effort: some file systems refuse fsync on a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Store:

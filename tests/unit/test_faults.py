@@ -363,3 +363,18 @@ def test_an_invalid_change_request_lists_each_field_on_its_own_line(world, capsy
         assert lines[0] == f"{prefix}{bad}: invalid change request (CR-1):"
         assert len(lines) >= 2 and all(ln.startswith("  - ") for ln in lines[1:]), lines
         assert all(textsafe.is_clean(ln) for ln in lines)
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_earlier_file_and_names_it(monkeypatch, tmp_path):
+    from sopctl.store import atomic_write
+
+    target = tmp_path / "change_request.json"
+    atomic_write(target, "GOOD\n")
+    inject_enospc(monkeypatch)
+    with pytest.raises(OSError) as info:
+        atomic_write(target, "NEW CONTENT " * 1000)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert target.read_text() == "GOOD\n" and [p.name for p in tmp_path.iterdir()] == ["change_request.json"]
+    monkeypatch.undo()
+    atomic_write(target, "NEW\n", 0o640)
+    assert target.read_text() == "NEW\n" and target.stat().st_mode & 0o777 == 0o640
