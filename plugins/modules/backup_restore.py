@@ -124,12 +124,19 @@ record_signed:
   returned: success
   type: bool
 sparse_files:
-  description: Files of the snapshot that were sparse on the source; a restore writes them fully allocated.
+  description: Files of the snapshot that were sparse (had holes) on the source.
+  returned: success
+  type: int
+sparse_restored:
+  description:
+    - Restored sparse files made sparse again with C(fallocate --dig-holes) (zero ranges deallocated; content and
+      mtime unchanged). Sparse files beyond the first 1000 of a snapshot, or on a host without C(fallocate), are
+      restored fully allocated, which RV(notes) says.
   returned: success
   type: int
 notes:
-  description: Remarks on what the restore did not keep as it was (sparse files written fully allocated).
-  returned: when there is something to say
+  description: Remarks on how sparse files were restored.
+  returned: when the snapshot holds sparse files and something was (or would be) restored
   type: list
   elements: str
 snapshot_id:

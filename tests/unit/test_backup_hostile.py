@@ -626,7 +626,7 @@ def test_safe_result_escapes_keys_values_and_messages() -> None:
     assert bn.safe_result({"ok": "é"}) == {"ok": "é"}  # nothing to escape: no escaped_names
 
 
-def test_sparse_files_are_reported_by_snapshot_and_restore(tmp_path: Path) -> None:
+def test_sparse_files_are_reported_and_restored_sparse(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     with open(tree / "holes.img", "wb") as handle:
@@ -639,10 +639,19 @@ def test_sparse_files_are_reported_by_snapshot_and_restore(tmp_path: Path) -> No
                                  do_fsync=False)
     assert snap["sparse_files"] == 1
     assert any("sparse" in w and "holes.img" in w for w in snap["warnings"]), snap["warnings"]
+    _c, plan = b.restore_snapshot(snap["snapshot_dir"], root=str(tmp_path / "alt"), check_mode=True)
+    assert plan["sparse_files"] == 1 and "1 of those would be restored" in plan["notes"][0]
+    source = os.stat(tree / "holes.img")
     changed, result = b.restore_snapshot(snap["snapshot_dir"], root=str(tmp_path / "alt"))
-    assert changed and result["sparse_files"] == 1 and "fully allocated" in result["notes"][0]
+    assert changed and result["sparse_files"] == 1 and result["sparse_restored"] == 1, result
+    assert "1 restored with their holes punched again" in result["notes"][0]
     restored = tmp_path / "alt" / str(tree).lstrip("/") / "holes.img"
-    assert restored.stat().st_size == 8 * 1024 * 1024 and restored.read_bytes()[:4] == b"head"
+    st_r = restored.stat()
+    assert st_r.st_size == 8 * 1024 * 1024 and restored.read_bytes()[:4] == b"head"
+    assert st_r.st_blocks * 512 < 1024 * 1024, "the restored file is not sparse"
+    assert int(st_r.st_mtime) == int(source.st_mtime)
+    _c, verdict = b.verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path), record_result=False)
+    assert verdict["verdict"] == "passed"
 
 
 # --------------------------------------------------------------------------- store files: regular, bounded
