@@ -668,12 +668,19 @@ def test_a_fifo_in_the_store_is_refused_without_blocking(tmp_path: Path, which: 
             b.restore_snapshot(str(snap), root=str(tmp_path / "root"))
         except b.BackupError as exc:
             outcome["msg"] = exc.msg
+        try:
+            _c, verdict = b.verify_snapshot(str(snap), tmpdir=str(tmp_path), record_result=False)
+            outcome["verify"] = "; ".join(verdict["failures"])
+        except b.BackupError as exc:
+            outcome["verify"] = exc.msg
 
     worker = threading.Thread(target=attempt, daemon=True)
     worker.start()
-    worker.join(20)
+    worker.join(30)
     assert not worker.is_alive(), "reading a FIFO from the store blocked"
-    assert "not a regular file" in outcome["msg"] and which in outcome["msg"]
+    for msg in (outcome["msg"], outcome["verify"]):
+        assert "not a regular file" in msg and which in msg, msg
+    assert not (tmp_path / "root").exists()
 
 
 def test_oversized_or_duplicate_key_record_is_refused(tmp_path: Path) -> None:
