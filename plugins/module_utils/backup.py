@@ -743,6 +743,16 @@ def open_record(snapshot_dir, key=None):
             raise BackupError('snapshot record %s names an invalid %s file %r' % (path, key_name, name))
     if not (record.get('archive') or {}).get('name') or not (record.get('manifest') or {}).get('name'):
         raise BackupError('snapshot record %s lacks the archive or manifest entry' % path)
+    for key_name, fields in (('archive', ('sha256',)), ('manifest', ('sha256',))):
+        for field in fields:
+            if not isinstance(record[key_name].get(field), str):
+                raise BackupError('snapshot record %s: %s.%s is missing or not a string' % (path, key_name, field))
+    totals = record.get('totals')
+    if not isinstance(totals, dict) or not all(isinstance(totals.get(k), int) for k in ('entries', 'files', 'bytes')):
+        raise BackupError('snapshot record %s: totals must hold the integers entries, files and bytes' % path)
+    for field in ('snapshot_id', 'label'):
+        if not isinstance(record.get(field), str):
+            raise BackupError('snapshot record %s: %s is missing or not a string' % (path, field))
     authenticated = check_record_signature(record, key, path)
     if record.get('snapshot_id') != os.path.basename(os.path.normpath(snapshot_dir)):
         raise BackupError('snapshot record %s belongs to snapshot %r, not to the directory it is in; refusing it'
@@ -1716,7 +1726,7 @@ def iter_manifest(path, limit=None):
             if obj.get('end'):
                 ended = True
                 continue
-            if 'path' not in obj or 'type' not in obj:
+            if obj.get('path').__class__ is not str or obj.get('type').__class__ is not str:
                 raise BackupError('manifest %s is damaged at line %d: no path or type' % (path, lineno))
             yield obj
         if first or not ended:
@@ -1964,6 +1974,12 @@ def compare_entry(entry, path, check_owner=True, check_mtime=True, hash_content=
     return problems
 
 
+def _bad_entry(manifest_path, entry, exc):
+    """BackupError for a manifest entry that lacks a field or holds one of the wrong type."""
+    return BackupError('manifest %s: the entry for %r is malformed (%s: %s)' % (
+        manifest_path, entry.get('path'), exc.__class__.__name__, exc))
+
+
 def _relocate(path, root):
     if root in ('/', ''):
         return path
@@ -2184,7 +2200,10 @@ def _compare_tree(manifest_path, temp, result, failures):
                     details.append({'path': path, 'problems': ['missing after extraction']})
                 continue
             is_file = entry['type'] in ('file', 'hardlink')
-            problems = compare_entry(entry, temp + path, check_owner=owner, check_mtime=is_file, st=cur[1])
+            try:
+                problems = compare_entry(entry, temp + path, check_owner=owner, check_mtime=is_file, st=cur[1])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _bad_entry(manifest_path, entry, exc) from None
             result['entries_compared'] += 1
             if is_file:
                 result['files_hashed'] += 1
@@ -2342,8 +2361,11 @@ def restore_snapshot(snapshot_dir, root='/', allow_devices=False, check_mode=Fal
             entries = iter_manifest(manifest_path)
             next(entries)
             for entry in entries:
-                problems = compare_entry(entry, _relocate(entry['path'], root), check_owner=owner,
-                                         check_mtime=False)
+                try:
+                    problems = compare_entry(entry, _relocate(entry['path'], root), check_owner=owner,
+                                             check_mtime=False)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise _bad_entry(manifest_path, entry, exc) from None
                 if sparse_known and entry['path'] in sparse_known and (problems or force):
                     sparse_todo.append(entry['path'])
                 if not problems:

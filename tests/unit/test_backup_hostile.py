@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -715,3 +716,37 @@ def test_a_truncated_compressed_stream_is_reported_as_such(tmp_path: Path, signe
         b.restore_snapshot(signed["snapshot_dir"], root=str(tmp_path / "alt"))
     _c, verdict = b.verify_snapshot(signed["snapshot_dir"], tmpdir=str(tmp_path), record_result=False)
     assert verdict["verdict"] == "failed" and "decompressing" in verdict["failures"][0], verdict["failures"]
+
+
+@pytest.mark.parametrize("damage,expect", [
+    (lambda r, m: r.pop("totals"), "totals must hold the integers"),
+    (lambda r, m: r.update(totals={"entries": "1", "files": 1, "bytes": 0}), "totals must hold the integers"),
+    (lambda r, m: r["archive"].pop("sha256"), "archive.sha256 is missing"),
+    (lambda r, m: r.update(label=["x"]), "label is missing or not a string"),
+    (lambda r, m: r.update(archive="archive.tar"), "archive is not an object"),
+    (lambda r, m: m[1].update(size="6"), "manifest says '6'"),
+    (lambda r, m: m[1].pop("uid"), "the entry for '/x/a' is malformed"),
+    (lambda r, m: m[1].update(path=["/x/a"]), "no path or type"),
+])
+def test_malformed_record_or_manifest_gives_a_clear_error(tmp_path: Path, damage, expect: str) -> None:
+    snap = forge(tmp_path, reg(b"x/a") + END, [entry("/x/a")])
+    record = json.loads((snap / "snapshot.json").read_text())
+    lines = [json.loads(x) for x in (snap / "manifest.jsonl").read_text().splitlines()]
+    damage(record, lines)
+    (snap / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    if isinstance(record.get("manifest"), dict):
+        record["manifest"]["sha256"] = hashlib.sha256((snap / "manifest.jsonl").read_bytes()).hexdigest()
+    (snap / "snapshot.json").write_text(json.dumps(record))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "x").mkdir()
+    (root / "x" / "a").write_text("other\n")  # a target to compare with
+    with pytest.raises(b.BackupError, match=re.escape(expect)):
+        b.restore_snapshot(str(snap), root=str(root))
+    try:
+        _c, verdict = b.verify_snapshot(str(snap), tmpdir=str(tmp_path), record_result=False)
+    except b.BackupError as exc:
+        assert expect in exc.msg
+    else:
+        assert verdict["verdict"] == "failed" and any(expect in f for f in verdict["failures"]), verdict
+    assert (root / "x" / "a").read_text() == "other\n"
