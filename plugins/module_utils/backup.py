@@ -50,7 +50,7 @@ import uuid
 from ansible_collections.itsop.change.plugins.module_utils.backup_tarscan import (
     ArchiveRefused, MemberCheck, TarReader, shown)
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
-    InputError, load_json, read_regular_file)
+    InputError, load_json, open_regular_file, read_regular_file)
 
 FORMAT_MANIFEST = 'itsop-backup-manifest/1'
 FORMAT_RECORD = 'itsop-backup-snapshot/1'
@@ -134,28 +134,17 @@ def sha256_fd(fd, size):
 def open_store_file(path, what, limit=None):
     """Open a file read back from the backup store: ``(fd, fstat)`` of a regular file of at most ``limit`` bytes.
 
-    The same rule as ``safe_input.read_regular_file`` for files that are streamed instead of read at once
-    (archive, manifest): opened ``O_NONBLOCK`` and checked with ``fstat`` on the descriptor, so a FIFO,
-    device or directory put in the store is refused without blocking and the file checked is the file read.
+    safe_input.open_regular_file for files that are streamed instead of read at once (archive, manifest):
+    checked with ``stat`` before it is opened (a FIFO or device in the store is never opened), opened
+    ``O_NONBLOCK`` and checked again with ``fstat`` on the descriptor (the file read is the file checked).
     """
     try:
-        before = os.stat(path)
-        if not stat.S_ISREG(before.st_mode):  # a device or FIFO is never even opened
-            raise BackupError('%s %s is not a regular file (%s); refusing to read it'
-                              % (what, path, entry_type(before.st_mode)), path=path)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_CLOEXEC', 0))
-    except OSError as exc:
-        raise BackupError('%s %s: cannot open (%s)' % (what, path, exc.strerror or exc), path=path) from None
+        fd, st = open_regular_file(path, limit=limit, what=what)
+    except InputError as exc:
+        raise BackupError(str(exc), path=path) from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
-            raise BackupError('%s %s is not a regular file (%s); refusing to read it'
-                              % (what, path, entry_type(st.st_mode)), path=path)
-        if limit is not None and st.st_size > limit:
-            raise BackupError('%s %s is %d bytes, larger than the limit of %d bytes'
-                              % (what, path, st.st_size, limit), path=path)
         import fcntl
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)  # handed to zstd
     except BaseException:
         os.close(fd)
         raise
