@@ -212,6 +212,7 @@ class Unpacker:
         self.containers = []     # {'member', 'format'}
         self.bytes = 0
         self.read_total = 0
+        self._seq = 0
         self.count = 0
         self.started = None
         self.deadline = None
@@ -267,7 +268,8 @@ class Unpacker:
 
     def _write(self, reader, display, expected=None):
         """Copy ``reader`` (bounded) into a new member file; returns its path."""
-        name = 'm%06d' % (len(self.members) + 1)
+        self._seq += 1
+        name = 'm%06d' % self._seq
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
         fd = os.open(name, flags, 0o600, dir_fd=self._dirfd)
         path = os.path.join(self.dir, name)
@@ -289,6 +291,11 @@ class Unpacker:
         if expected is not None and written != expected:
             self._check(0)  # a decompressor killed at the deadline ends early: report the time
             raise UnpackError('%s: truncated (%d of %d bytes)' % (display, written, expected))
+        if written == 0:
+            # nothing to scan (clamscan answers "Empty file", not OK): counted, not listed
+            self.members.pop()
+            os.unlink(name, dir_fd=self._dirfd)
+            return None
         return path
 
     # ---------------------------------------------------------------------------- dispatch
@@ -335,7 +342,8 @@ class Unpacker:
     def _child(self, reader, display, depth, expected=None, hint=''):
         self._new_member(display)
         path = self._write(reader, display, expected)
-        self._explore_file(path, display, depth + 1, hint=hint)
+        if path is not None:
+            self._explore_file(path, display, depth + 1, hint=hint)
 
     # ---------------------------------------------------------------------------- compression
     def _decompressor(self, fd, offset, fmt):

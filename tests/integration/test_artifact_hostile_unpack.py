@@ -40,7 +40,10 @@ def lab(tmp_path_factory):
                                         "usr/share/doc/evil/copyright": b"GPL\n"}, c)
             for c in COMPRESSIONS}
     clean = {c: build_deb(root, "clean", {"usr/share/clean/readme.txt": b"hello\n" * 500,
-                                          "usr/share/clean/data.zip": zip_bytes({"a.txt": b"a\n"})}, c)
+                                          "usr/share/clean/data.zip": zip_bytes({"a.txt": b"a\n"}),
+                                          # empty files are common in real packages; clamscan
+                                          # answers "Empty file" for them, which is no verdict
+                                          "usr/share/clean/empty.conf": b""}, c)
              for c in COMPRESSIONS}
     return {"root": root, "db": root / "db", "evil": evil, "clean": clean, "payload": payload}
 
