@@ -85,6 +85,22 @@ def controller_key(home: Path):
     return key, pub_path
 
 
+def backup_record_key_file(home: Path) -> Path:
+    """The secret that binds backup snapshot records (HMAC-SHA256, docs/backup.md): created on
+    first use in ``SOPCTL_HOME/keys/backup-record.key`` (0600, 256 random bits, hex). Stage runs
+    get its *path* (``ITSOP_BACKUP_RECORD_KEY_FILE``); the backup and rollback roles read it on
+    the controller and pass it to the modules as a ``no_log`` option."""
+    path = private_dir(home / "keys") / "backup-record.key"
+    if not path.exists():
+        from .store import atomic_write
+
+        atomic_write(path, os.urandom(32).hex() + "\n", 0o600)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SopctlError(f"backup record key {path} is readable by others (mode {mode:04o}); chmod 600 it")
+    return path
+
+
 def parse_retention(value: Any) -> tuple[str, int]:
     """``10y`` / ``3650d`` / ``{years: 10}`` / ``{days: N}`` / an int (days) -> (text, days)."""
     if isinstance(value, bool) or value is None:

@@ -116,7 +116,7 @@ def _host_counts(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
 def run_stage(*, stage: str, playbook: Path, private_data_dir: Path, inventory: str, change_id: str,
               cr: dict[str, Any], evidence_dir: Path, audit_dir: Path, operator: str, token: str,
               ident: str, progress: Progress, cancel: Callable[[], bool],
-              signing_key: str | None = None) -> RunResult:
+              signing_key: str | None = None, backup_record_key: str | None = None) -> RunResult:
     import ansible_runner
 
     collection = ensure_importable()
@@ -139,6 +139,8 @@ def run_stage(*, stage: str, playbook: Path, private_data_dir: Path, inventory: 
     }
     if signing_key:
         envvars["ITSOP_AUDIT_SIGNING_KEY"] = signing_key
+    if backup_record_key:  # a path: the key itself never enters the runner's files
+        envvars["ITSOP_BACKUP_RECORD_KEY_FILE"] = backup_record_key
     extravars = {
         "itsop_change_id": change_id,
         "itsop_stage": stage,

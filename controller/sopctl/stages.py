@@ -37,6 +37,7 @@ from typing import Any, TextIO
 from . import approvals as ap
 from . import notify
 from .changelog import ChangeLog
+from .archive import backup_record_key_file
 from .changes import load_cr, resolve_targets, target_list
 from .config import Config, load_config
 from .errors import EXIT_OK, Refusal, SopctlError, StageFailed
@@ -568,7 +569,8 @@ class Engine:
                 evidence_dir=self.store.evidence_dir(cid), audit_dir=self.store.audit_dir(cid), operator=operator,
                 token=token, ident=ident, progress=Progress(stage, self.out, "json" if self.json_mode else None),
                 cancel=lambda: self._cancel,
-                signing_key=str(self.cfg.audit_signing_key) if self.cfg.audit_signing_key else None)
+                signing_key=str(self.cfg.audit_signing_key) if self.cfg.audit_signing_key else None,
+                backup_record_key=str(backup_record_key_file(self.store.home)))
         except Exception as exc:
             self.store.finish_stage_run(run_row, "failed", message=f"runner error: {exc}")
             self.log(cid, operator).record("stage_result", stage=stage, ident=ident, status="error", error=str(exc))

@@ -83,6 +83,8 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
     for host in ("itsop-prd-1", "itsop-prd-2"):
         checklist = json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())
         assert checklist["complete"] is True, checklist
+        created = next(i for i in checklist["items"] if i["id"] == "backup_created")
+        assert created["evidence"]["record_signed"] is True, created  # sopctl's backup record key
         assert json.loads((ev / "stage3" / f"{host}.json").read_text())["status"] == "succeeded"
 
     st = sopctl_status(demo, broken["change_id"])
@@ -103,6 +105,18 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
         assert monitoring["config_after_stage3"][host] != monitoring["config_before"][host]
         assert config_digest(name) == monitoring["config_before"][host]
     assert "DEMO FAILED" not in demo["out"]
+
+
+def test_backup_record_key_stays_in_its_file(demo):
+    """The key that signs snapshot records is a secret of the controller: not in any evidence,
+    log, report, archive or runner file the demo wrote (issue 15, classes 3 and 4)."""
+    key_file = demo["work"] / "sopctl-home" / "keys" / "backup-record.key"
+    assert key_file.stat().st_mode & 0o077 == 0
+    key = key_file.read_text().strip().encode()
+    assert len(key) == 64
+    leaks = [str(p) for p in demo["work"].rglob("*")
+             if p.is_file() and not p.is_symlink() and p != key_file and key in p.read_bytes()]
+    assert leaks == []
 
 
 def test_every_archive_verifies_offline_and_a_flipped_byte_is_caught(demo, tmp_path):
