@@ -19,6 +19,10 @@ description:
     test). When a hash does not match, that is the verdict and the extracted tree is discarded unchecked.
     Otherwise every extracted entry is compared with the manifest (type, mode, owner and group when run as root, size,
     SHA-256, mtime of files, symlink targets). Missing and unexpected entries fail the test.
+  - On its way to GNU tar the archive passes the member check M(itsop.change.backup_restore) uses (a strict tar
+    reader and one manifest entry per member, in order); each chunk is checked before tar gets it, so verify
+    fails every archive a restore would refuse, with the same message (RV(members_checked)).
+  - Names that are not UTF-8 are returned escaped, with their bytes in RV(escaped_names).
   - Writes the verdict to C(verify.json) in the snapshot directory (used by M(itsop.change.backup_prune) to
     protect the newest verified snapshot). The verdict is also returned and the module fails when it is not
     V(passed), unless O(fail_on_mismatch=false).
