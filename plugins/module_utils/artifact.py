@@ -94,7 +94,7 @@ def hash_file(path, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, lim
     descriptor; a FIFO or device raises :class:`InputError` without blocking) of at most
     ``limit`` bytes; the digests are computed from that descriptor, so the file checked is the
     file hashed. Returns ``{'size', 'digests', 'seconds', 'identity'}`` where ``identity`` is
-    ``(st_dev, st_ino, st_size, st_mtime_ns)`` of the hashed file.
+    :func:`file_identity` of the hashed file.
     """
     fd, st = open_regular_file(path, limit, what)
     try:
@@ -106,7 +106,8 @@ def hash_file(path, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, lim
 
 
 def file_identity(st):
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    """What must not change while a file is verified (ctime catches a reset mtime too)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def hash_fd(fd, algorithms=('sha256',), buffer_size=DEFAULT_BUFFER_SIZE, limit=None, what='file'):
@@ -1046,77 +1047,77 @@ def verify_artifacts(artifacts, gpg_keys=None, gpg_fingerprints=None, gpg_binary
     started = time.monotonic()
     default_pins = [normalize_fingerprint(f) for f in (gpg_fingerprints or [])]
     results = []
-    for spec in artifacts:
-        path = os.path.abspath(spec['path'])
-        name = spec.get('name') or os.path.basename(path)
-        res = {'name': name, 'path': path, 'passed': False, 'failures': [], 'size': None,
-               'digests': {}, 'started': utc_now(), 'checks': {}}
-        results.append(res)
-        res['_t0'] = time.monotonic()
-        try:
-            fd, st = open_regular_file(path, max_artifact_size, 'artifact')
-        except InputError as exc:
-            res['checks']['exists'] = _check(VERDICT_FAIL, str(exc))
-            continue
-        res['_fd'] = fd
-        res['_identity'] = file_identity(st)
-        res['checks']['exists'] = _check(VERDICT_OK, 'regular file')
-        expected = []
-        try:
-            if spec.get('digest'):
-                expected.append(parse_digest(spec['digest']))
-        except VerifyError as exc:
-            res['checks']['digest'] = _check(VERDICT_FAIL, str(exc), expected=spec['digest'])
-        checksum_digests = None
-        if spec.get('checksum_file'):
-            res['checks']['checksum_file'], checksum_digests = _read_checksum_check(spec['checksum_file'], name)
-        algorithms = {'sha256'}
-        algorithms.update(e[0] for e in expected)
-        algorithms.update(checksum_digests or {})
-        try:
-            hashed = hash_fd(fd, algorithms, buffer_size, limit=max_artifact_size, what='artifact %s' % path)
-        except (InputError, OSError) as exc:
-            res['checks']['exists'] = _check(VERDICT_FAIL, 'cannot read artifact %s: %s' % (path, exc))
-            continue
-        res['size'] = hashed['size']
-        res['digests'] = hashed['digests']
-        res['hash_seconds'] = hashed['seconds']
-        if hashed['size'] != st.st_size:
-            res['checks']['exists'] = _check(VERDICT_FAIL, 'artifact %s changed size while being read '
-                                             '(%d bytes at open, %d read)' % (path, st.st_size, hashed['size']))
-        if spec.get('size') is not None:
-            ok = int(spec['size']) == hashed['size']
-            res['checks']['size'] = _check(VERDICT_OK if ok else VERDICT_FAIL,
-                                           'size matches' if ok else 'size is %d bytes, expected %d'
-                                           % (hashed['size'], int(spec['size'])),
-                                           expected=int(spec['size']), actual=hashed['size'])
-        else:
-            res['checks']['size'] = _check(VERDICT_NOT_REQUESTED, 'no expected size given', actual=hashed['size'])
-        if expected:
-            algo, want = expected[0]
-            got = hashed['digests'][algo]
-            ok = got == want
-            res['checks']['digest'] = _check(VERDICT_OK if ok else VERDICT_FAIL,
-                                             '%s matches' % algo if ok else '%s mismatch' % algo,
-                                             algorithm=algo, expected=want, actual=got)
-        elif 'digest' not in res['checks']:
-            res['checks']['digest'] = _check(VERDICT_NOT_REQUESTED, 'no expected digest given')
-        if checksum_digests:
-            check = res['checks']['checksum_file']
-            mismatched = [a for a in sorted(checksum_digests) if hashed['digests'][a] != checksum_digests[a]]
-            algo = 'sha512' if 'sha512' in checksum_digests else 'sha256'
-            check.update(algorithm=algo, expected=checksum_digests[algo], actual=hashed['digests'][algo],
-                         algorithms=sorted(checksum_digests))
-            if mismatched:
-                reason = ('%s of %s does not match its entry in %s (renamed, swapped or modified file)'
-                          % (mismatched[0], _printable(name), check['file']))
-                check.update(_check(VERDICT_FAIL, reason))
-            else:
-                check.update(_check(VERDICT_OK, 'matches entry for %s' % _printable(name)))
-        elif 'checksum_file' not in res['checks']:
-            res['checks']['checksum_file'] = _check(VERDICT_NOT_REQUESTED, 'no checksum file given')
-
     try:
+        for spec in artifacts:
+            path = os.path.abspath(spec['path'])
+            name = spec.get('name') or os.path.basename(path)
+            res = {'name': name, 'path': path, 'passed': False, 'failures': [], 'size': None,
+                   'digests': {}, 'started': utc_now(), 'checks': {}}
+            results.append(res)
+            res['_t0'] = time.monotonic()
+            try:
+                fd, st = open_regular_file(path, max_artifact_size, 'artifact')
+            except InputError as exc:
+                res['checks']['exists'] = _check(VERDICT_FAIL, str(exc))
+                continue
+            res['_fd'] = fd
+            res['_identity'] = file_identity(st)
+            res['checks']['exists'] = _check(VERDICT_OK, 'regular file')
+            expected = []
+            try:
+                if spec.get('digest'):
+                    expected.append(parse_digest(spec['digest']))
+            except VerifyError as exc:
+                res['checks']['digest'] = _check(VERDICT_FAIL, str(exc), expected=spec['digest'])
+            checksum_digests = None
+            if spec.get('checksum_file'):
+                res['checks']['checksum_file'], checksum_digests = _read_checksum_check(spec['checksum_file'], name)
+            algorithms = {'sha256'}
+            algorithms.update(e[0] for e in expected)
+            algorithms.update(checksum_digests or {})
+            try:
+                hashed = hash_fd(fd, algorithms, buffer_size, limit=max_artifact_size, what='artifact %s' % path)
+            except (InputError, OSError) as exc:
+                res['checks']['exists'] = _check(VERDICT_FAIL, 'cannot read artifact %s: %s' % (path, exc))
+                continue
+            res['size'] = hashed['size']
+            res['digests'] = hashed['digests']
+            res['hash_seconds'] = hashed['seconds']
+            if hashed['size'] != st.st_size:
+                res['checks']['exists'] = _check(VERDICT_FAIL, 'artifact %s changed size while being read '
+                                                 '(%d bytes at open, %d read)' % (path, st.st_size, hashed['size']))
+            if spec.get('size') is not None:
+                ok = int(spec['size']) == hashed['size']
+                res['checks']['size'] = _check(VERDICT_OK if ok else VERDICT_FAIL,
+                                               'size matches' if ok else 'size is %d bytes, expected %d'
+                                               % (hashed['size'], int(spec['size'])),
+                                               expected=int(spec['size']), actual=hashed['size'])
+            else:
+                res['checks']['size'] = _check(VERDICT_NOT_REQUESTED, 'no expected size given', actual=hashed['size'])
+            if expected:
+                algo, want = expected[0]
+                got = hashed['digests'][algo]
+                ok = got == want
+                res['checks']['digest'] = _check(VERDICT_OK if ok else VERDICT_FAIL,
+                                                 '%s matches' % algo if ok else '%s mismatch' % algo,
+                                                 algorithm=algo, expected=want, actual=got)
+            elif 'digest' not in res['checks']:
+                res['checks']['digest'] = _check(VERDICT_NOT_REQUESTED, 'no expected digest given')
+            if checksum_digests:
+                check = res['checks']['checksum_file']
+                mismatched = [a for a in sorted(checksum_digests) if hashed['digests'][a] != checksum_digests[a]]
+                algo = 'sha512' if 'sha512' in checksum_digests else 'sha256'
+                check.update(algorithm=algo, expected=checksum_digests[algo], actual=hashed['digests'][algo],
+                             algorithms=sorted(checksum_digests))
+                if mismatched:
+                    reason = ('%s of %s does not match its entry in %s (renamed, swapped or modified file)'
+                              % (mismatched[0], _printable(name), check['file']))
+                    check.update(_check(VERDICT_FAIL, reason))
+                else:
+                    check.update(_check(VERDICT_OK, 'matches entry for %s' % _printable(name)))
+            elif 'checksum_file' not in res['checks']:
+                res['checks']['checksum_file'] = _check(VERDICT_NOT_REQUESTED, 'no checksum file given')
+
         pairs = [(artifacts[i], results[i]) for i in range(len(results))]
         gpg_info, needs_gpg = _verify_signatures(pairs, gpg_keys, gpg_binary, runner, default_pins,
                                                  now, gpg_max_clock_skew)

@@ -240,3 +240,20 @@ def test_artifact_replaced_during_verification_fails(tmp_path, artifact):
     exists = ev["artifacts"][0]["checks"]["exists"]
     assert exists["verdict"] == "fail" and "replaced or modified" in exists["reason"], exists
     assert ev["passed"] is False
+
+
+def test_artifact_modified_in_place_with_mtime_reset_fails(tmp_path, artifact):
+    """Same inode, same size, modification time put back: the change time still gives it away."""
+    before = artifact.stat()
+
+    def rewriting_runner(args, data=None, env=None, timeout=None, stdin=None):
+        with open(artifact, "r+b") as handle:
+            handle.write(b"X")
+        os.utime(artifact, ns=(before.st_atime_ns, before.st_mtime_ns))
+        return 0, "", ""
+
+    ev = A.verify_artifacts([{"path": str(artifact), "digest": GOOD}],
+                            clamav={"binary": "/bin/true"}, runner=rewriting_runner)
+    exists = ev["artifacts"][0]["checks"]["exists"]
+    assert artifact.stat().st_mtime_ns == before.st_mtime_ns and artifact.stat().st_ino == before.st_ino
+    assert exists["verdict"] == "fail" and "replaced or modified" in exists["reason"], exists
