@@ -733,7 +733,11 @@ def database_info(database):
             entry.update(header)
             versions.append('%s:%s' % (os.path.splitext(entry['name'])[0], header['version']))
         else:
-            entry['sha256'] = hash_file(path, ('sha256',), 1024 * 1024)['digests']['sha256']
+            try:
+                entry['sha256'] = hash_file(path, ('sha256',), 1024 * 1024, what='database file')['digests']['sha256']
+            except InputError as exc:
+                entry['sha256'] = None
+                entry['error'] = str(exc)
         info['files'].append(entry)
     if versions:
         info['version'] = ','.join(versions)
@@ -742,7 +746,9 @@ def database_info(database):
         combined = hashlib.sha256()
         for entry in info['files']:
             combined.update(('%s %s\n' % (entry['sha256'], entry['name'])).encode('utf-8'))
-        info['version'] = 'custom-sha256:' + combined.hexdigest()
+        unreadable = [e['name'] for e in info['files'] if e.get('error')]
+        info['version'] = ('unreadable:' + ','.join(unreadable)) if unreadable else \
+            'custom-sha256:' + combined.hexdigest()
     return info
 
 
@@ -888,6 +894,11 @@ class ClamavScanner:
             if os.path.isdir(self.database) and not database_info(self.database)['files']:
                 fail_all('signature database directory %s holds no database files' % self.database)
                 return self._finish(results, run, started)
+            irregular = _irregular_database_entries(self.database)
+            if irregular:
+                # clamscan would block on a FIFO or read a device until the scan timeout
+                fail_all('signature database entry %s is not a regular file' % irregular[0])
+                return self._finish(results, run, started)
         todo = []
         for path in paths:
             try:
@@ -968,6 +979,23 @@ class ClamavScanner:
     def _finish(self, results, run, started):
         run['seconds'] = round(time.monotonic() - started, 6)
         return results, run
+
+
+def _irregular_database_entries(database):
+    """Database files (by suffix) under ``database`` that are not regular files."""
+    if os.path.isdir(database):
+        paths = [os.path.join(database, n) for n in sorted(os.listdir(database))
+                 if n.lower().endswith(CLAMAV_DB_SUFFIXES)]
+    else:
+        paths = [database]
+    bad = []
+    for path in paths:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                bad.append(path)
+        except OSError:
+            bad.append(path)
+    return bad
 
 
 def _default_clamav_dbdir():

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -257,3 +258,17 @@ def test_artifact_modified_in_place_with_mtime_reset_fails(tmp_path, artifact):
     exists = ev["artifacts"][0]["checks"]["exists"]
     assert artifact.stat().st_mtime_ns == before.st_mtime_ns and artifact.stat().st_ino == before.st_ino
     assert exists["verdict"] == "fail" and "replaced or modified" in exists["reason"], exists
+
+
+def test_clamav_database_entry_that_is_a_fifo_fails_without_blocking(tmp_path, artifact):
+    """clamscan opens every database file in the directory: a FIFO there would block the scan."""
+    if not shutil.which("clamscan"):
+        pytest.skip("needs clamscan")
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "test.ndb").write_text("Eicar-Test-Custom:0:*:" + "58" * 8 + "\n")
+    os.mkfifo(db / "extra.hdb")
+    ev = run_isolated([{"path": str(artifact)}], clamav={"database": str(db)}, timeout=60)
+    check = ev["artifacts"][0]["checks"]["malware_scan"]
+    assert check["verdict"] == "fail", check
+    assert f"{db / 'extra.hdb'} is not a regular file" in check["reason"]
