@@ -267,3 +267,31 @@ def test_huge_tar_header_is_refused_not_read_into_memory(lab, tmp_path):
     check = malware(scan(lab, tmp_path, [deb]))
     assert check["verdict"] == "fail"
     assert "single header of" in check["unpacked"]["error"], check["unpacked"]
+
+
+def test_data_after_the_end_of_a_tar_is_scanned(lab, tmp_path):
+    """dpkg stops at the tar's end-of-archive blocks; bytes hidden after them are scanned too."""
+    import gzip
+
+    tar = tar_bytes({"./usr/share/readme": b"clean\n"})
+    hidden = gzip.compress(tar + b"\0" * 4096 + zip_bytes({"eicar.com": EICAR}))
+    deb = tmp_path / "trailing.deb"
+    deb.write_bytes(handmade_deb(hidden))
+    check = malware(scan(lab, tmp_path, [deb]))
+    assert check["verdict"] == "fail", check
+    assert any("<data after the end of the archive>" in f["member"] for f in check["member_findings"]), check
+
+
+def test_cpio_odc_and_newc_archives_are_unpacked(lab, tmp_path):
+    payload = zip_bytes({"eicar.com": EICAR})
+    name = b"usr/lib/p.zip\0"
+    odc = (b"070707" + b"%06o" % 0 + b"%06o" % 1 + b"%06o" % 0o100644 + b"%06o" % 0 + b"%06o" % 0
+           + b"%06o" % 1 + b"%06o" % 0 + b"%011o" % 0 + b"%06o" % len(name) + b"%011o" % len(payload)
+           + name + payload)
+    trailer = b"TRAILER!!!\0"
+    odc += (b"070707" + b"%06o" % 0 * 7 + b"%011o" % 0 + b"%06o" % len(trailer) + b"%011o" % 0 + trailer)
+    path = tmp_path / "payload.cpio"
+    path.write_bytes(odc)
+    check = malware(scan(lab, tmp_path, [path]))
+    assert check["verdict"] == "fail" and check["unpacked"]["error"] is None, check
+    assert any(f["member"] == "payload.cpio!usr/lib/p.zip" for f in check["member_findings"]), check
