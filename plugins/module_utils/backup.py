@@ -1907,7 +1907,8 @@ def extract(archive_path, kind, root, xattrs=True, names=None, track=None, inspe
     err_file.seek(0)
     tar_err = err_file.read()
     err_file.close()
-    if dec and dec.returncode != 0:
+    tar_first = tar.returncode != 0 and dec is not None and dec.returncode == -signal.SIGPIPE
+    if dec and dec.returncode != 0 and not tar_first:  # (a decompressor killed by SIGPIPE: tar stopped first)
         raise BackupError('decompressing %s failed: %s' % (archive_path, dec_err.decode('utf-8', 'replace').strip()))
     if tar.returncode != 0:
         raise BackupError('tar could not extract %s into %s: %s' % (
@@ -2251,8 +2252,10 @@ def scan_archive(archive_path, kind, manifest_path, root, allow_devices=False):
     proc, raw = _decompress_popen(archive_path, kind, subprocess.PIPE)
     stream = proc.stdout if proc else raw
     refused = None
+    at_end = False
     try:
         _pump(stream.fileno(), None, scan.feed)
+        at_end = True
         if proc:
             proc.wait()  # the stream ended: the decompressor has exited, or is about to
         scan.close()
@@ -2262,7 +2265,9 @@ def scan_archive(archive_path, kind, manifest_path, root, allow_devices=False):
         stream.close()
         if proc:
             _stop(proc)
-    if proc and proc.returncode not in (0, -9):
+    # only when the stream ended by itself does the decompressor's exit status say something (a refusal
+    # before the end closes its pipe: it then dies of SIGPIPE or is killed)
+    if proc and at_end and proc.returncode != 0:
         raise BackupError('decompressing %s failed: %s' % (
             archive_path, proc.stderr.read().decode('utf-8', 'replace').strip() or 'exit %d' % proc.returncode))
     if refused is not None:

@@ -750,3 +750,32 @@ def test_malformed_record_or_manifest_gives_a_clear_error(tmp_path: Path, damage
     else:
         assert verdict["verdict"] == "failed" and any(expect in f for f in verdict["failures"]), verdict
     assert (root / "x" / "a").read_text() == "other\n"
+
+
+def test_a_refusal_early_in_a_compressed_stream_is_reported_as_the_refusal(tmp_path: Path, monkeypatch) -> None:
+    """The scan stops at the bad member and closes the decompressor's pipe: its SIGPIPE is not the reason."""
+    import gzip
+    import time
+
+    real_stop = b._stop
+
+    def late_stop(*procs) -> None:  # let the decompressor hit the closed pipe first (the race, made certain)
+        time.sleep(0.3)
+        real_stop(*procs)
+
+    monkeypatch.setattr(b, "_stop", late_stop)
+
+    archive = reg(b"x/../../evil") + reg(b"x/big", os.urandom(6 * 1024 * 1024)) + END
+    snap = forge(tmp_path, archive, [entry("/x/a"), entry("/x/big")])
+    packed = gzip.compress(archive, compresslevel=1)
+    (snap / "archive.tar").unlink()
+    (snap / "archive.tar.gz").write_bytes(packed)
+    record = json.loads((snap / "snapshot.json").read_text())
+    record["compression"] = "gzip"
+    record["archive"] = {"name": "archive.tar.gz", "sha256": hashlib.sha256(packed).hexdigest(), "size": len(packed)}
+    (snap / "snapshot.json").write_text(json.dumps(record))
+    for _ in range(2):
+        restore_refused(snap, tmp_path / "root", "contains '..'")
+        _c, verdict = b.verify_snapshot(str(snap), tmpdir=str(tmp_path), record_result=False)
+        assert verdict["failures"] and "contains '..'" in verdict["failures"][0], verdict["failures"]
+    assert not (tmp_path / "root").exists()
