@@ -573,11 +573,12 @@ def _environment(fmt: str):
                              autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                                                  default_for_string=False, default=False),
                              undefined=jinja2.StrictUndefined,
-                             finalize=textsafe.jinja_finalize(multiline=fmt == "html"),
+                             finalize=textsafe.jinja_finalize(multiline=fmt == "html", markdown=fmt == "md"),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
     def md(value: Any) -> str:  # one Markdown table cell
-        return "" if value is None else str(value).replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
+        # the finalize makes ``|`` a character reference; here only the lines are joined
+        return "" if value is None else str(value).replace("\r\n", " ").replace("\n", " ")
 
     env.filters["md"] = md
     env.filters["short"] = _short

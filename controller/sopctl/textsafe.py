@@ -132,12 +132,31 @@ def safe_streams(stdout: TextIO, stderr: TextIO) -> tuple[SafeStream, SafeStream
 
 
 # ------------------------------------------------------------------------------ report templates
-def jinja_finalize(multiline: bool):
+#: characters that would make change text act as Markdown structure (a table cell's end, raw HTML,
+#: a link) replaced by character references: shown as themselves, idempotent when finalised twice
+MARKDOWN_ACTIVE = str.maketrans({"|": "&#124;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
+
+
+def jinja_finalize(multiline: bool, markdown: bool = False):
     """A Jinja ``finalize`` applied to every ``{{ expression }}`` of a report template.
 
     Undefined values are passed on (StrictUndefined still raises). ``Markup`` (a macro's output,
-    already made of finalised values) is neutralised too, with the markers HTML-escaped.
+    already made of finalised values) is neutralised too, with the markers HTML-escaped. With
+    ``markdown``, ``| < > [ ]`` become character references, so no text of a change can end a
+    table cell, open raw HTML or make a link in the Markdown report.
     """
+    plain = _jinja_finalize(multiline)
+    if not markdown:
+        return plain
+
+    def finalize(value: Any) -> Any:
+        out = plain(value)
+        return out.translate(MARKDOWN_ACTIVE) if isinstance(out, str) else out
+
+    return finalize
+
+
+def _jinja_finalize(multiline: bool):
     import jinja2
     from markupsafe import Markup, escape
 

@@ -169,11 +169,27 @@ def test_markdown_report_neutralises_and_keeps_one_line_fields_on_one_line(world
     for lang in rp.LANGS:
         md = rp.render(data, "md", lang)
         assert neutral(md), [c for c in md if textsafe.needs_neutralising(c) and c != "\n"]
-        assert "\\r\\x1b[2K\\x1b[31mAPPROVED" in md and "<U+202E>redaolnwod<U+202C>" in md
-        assert "\n## 4. Approvals\n| forged" not in md and "\\n## 4. Approvals\\n| forged" in md
-        assert "prd-local-1<U+202E>1-lacol-drp" in md
-        assert "<U+2067>rtl<U+2069> <U+FEFF>bom <U+00AD>soft" in md and "\\x1b]0;owned\\x07" in md
-        assert "approved by everyone <U+202E>txet<U+202C>" in md
+        # markers and Markdown-active characters are character references: shown as themselves
+        assert "\\r\\x1b&#91;2K\\x1b&#91;31mAPPROVED" in md and "&lt;U+202E&gt;redaolnwod&lt;U+202C&gt;" in md
+        assert "\n## 4. Approvals\n| forged" not in md and "\\n## 4. Approvals\\n&#124; forged &#124; row &#124;" in md
+        assert "prd-local-1&lt;U+202E&gt;1-lacol-drp" in md
+        assert "&lt;U+2067&gt;rtl&lt;U+2069&gt; &lt;U+FEFF&gt;bom &lt;U+00AD&gt;soft" in md and "\\x1b&#93;0;owned\\x07" in md
+        assert "approved by everyone &lt;U+202E&gt;txet&lt;U+202C&gt;" in md
+
+
+def test_markdown_report_text_cannot_make_table_cells_html_or_links(world):
+    """Text of a change is text in the Markdown report: a ``|`` cannot end a table cell, ``<`` cannot
+    open raw HTML, ``[..](..)`` cannot make a link; each shows as itself once rendered."""
+    store = hostile_store("Patch | forged cell <img src=x onerror=alert(1)> [click](https://evil.example)")
+    change = store.get_change(CID)
+    set_change(store, cr=dict(change["cr"], description="a | b <script>x</script> [l](javascript:y)"))
+    data = rp.collect(Engine(), CID)
+    for lang in rp.LANGS:
+        md = rp.render(data, "md", lang)
+        assert "<img" not in md and "<script" not in md and "](" not in md.replace("](#", "")
+        assert "Patch &#124; forged cell &lt;img src=x onerror=alert(1)&gt; &#91;click&#93;(https://evil.example)" in md
+        row = next(line for line in md.splitlines() if "&lt;script&gt;" in line)
+        assert row.count("|") == 3, row  # the description row keeps its two cells
 
 
 def test_html_report_neutralises_bidi_and_controls_and_still_escapes(world):
