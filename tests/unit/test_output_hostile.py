@@ -173,7 +173,8 @@ def test_markdown_report_neutralises_and_keeps_one_line_fields_on_one_line(world
         assert "\\r\\x1b&#91;2K\\x1b&#91;31mAPPROVED" in md and "&lt;U+202E&gt;redaolnwod&lt;U+202C&gt;" in md
         assert "\n## 4. Approvals\n| forged" not in md and "\\n## 4. Approvals\\n&#124; forged &#124; row &#124;" in md
         assert "prd-local-1&lt;U+202E&gt;1-lacol-drp" in md
-        assert "&lt;U+2067&gt;rtl&lt;U+2069&gt; &lt;U+FEFF&gt;bom &lt;U+00AD&gt;soft" in md and "\\x1b&#93;0;owned\\x07" in md
+        assert "&lt;U+2067&gt;rtl&lt;U+2069&gt; &lt;U+FEFF&gt;bom &lt;U+00AD&gt;soft" in md
+        assert "\\x1b&#93;0;owned\\x07" in md
         assert "approved by everyone &lt;U+202E&gt;txet&lt;U+202C&gt;" in md
 
 
