@@ -67,6 +67,21 @@ def printable(text, limit=200):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
+# zstd skippable frames (magic 0x184D2A50-0x184D2A5F, little-endian) may precede the data.
+_ZSTD_SKIPPABLE = tuple(bytes([b]) for b in range(0x50, 0x60))
+# Names that promise a container: content with such a name that is none of the known formats
+# fails closed instead of being passed to the scanner as opaque bytes.
+ARCHIVE_SUFFIXES = ('.deb', '.udeb', '.ipk', '.rpm', '.tar', '.tgz', '.tbz', '.tbz2', '.txz', '.tzst',
+                    '.gz', '.bz2', '.xz', '.zst', '.lzma', '.cpio', '.zip')
+
+
+# Compressors that tar or other consumers decode but neither this module nor ClamAV does: their
+# content cannot be scanned, so they fail closed wherever they appear.
+_UNSUPPORTED_MAGIC = ((b'LZIP', 'lzip'), (b'\x89LZO\x00\r\n\x1a\n', 'lzop'), (b'\x1f\x9d', 'compress'),
+                      (b'\x04\x22\x4d\x18', 'lz4'))
+UNSUPPORTED_FORMATS = tuple(name for _magic, name in _UNSUPPORTED_MAGIC)
+
+
 def sniff(head, hint=''):
     """Container format of data starting with ``head`` (at least 512 bytes when available)."""
     if head.startswith(b'!<arch>\n'):
@@ -81,10 +96,13 @@ def sniff(head, hint=''):
         return 'bzip2'
     if head.startswith(b'\xfd7zXZ\x00'):
         return 'xz'
-    if head.startswith(b'\x28\xb5\x2f\xfd'):
+    if head.startswith(b'\x28\xb5\x2f\xfd') or (head[:1] in _ZSTD_SKIPPABLE and head[1:4] == b'\x2a\x4d\x18'):
         return 'zstd'
     if hint.lower().endswith('.lzma') and head[:1] == b'\x5d':
         return 'lzma'
+    for magic, name in _UNSUPPORTED_MAGIC:
+        if head.startswith(magic):
+            return name
     if head.startswith(b'PK\x03\x04') or head.startswith(b'PK\x05\x06'):
         return 'zip'
     if head[:6] in (b'070701', b'070702', b'070707'):
@@ -314,11 +332,17 @@ class Unpacker:
             head = os.pread(fd, 512, 0)
             fmt = sniff(head, hint)
             if fmt is None:
+                if hint.lower().endswith(ARCHIVE_SUFFIXES):
+                    raise UnpackError('%s: named like an archive or package but not one of the formats '
+                                      'that can be unpacked; its contents cannot be scanned' % display)
                 return
             if depth >= self.max_depth:
                 raise UnpackError('%s: %s nested deeper than %d levels (max_recursion)'
                                   % (display, fmt, self.max_depth))
             self.containers.append({'member': display, 'format': fmt})
+            if fmt in UNSUPPORTED_FORMATS:
+                raise UnpackError('%s: %s-compressed data cannot be unpacked here (nor by ClamAV); its '
+                                  'contents cannot be scanned' % (display, fmt))
             try:
                 if fmt == 'ar':
                     self._ar(fd, display, depth)

@@ -295,3 +295,37 @@ def test_cpio_odc_and_newc_archives_are_unpacked(lab, tmp_path):
     check = malware(scan(lab, tmp_path, [path]))
     assert check["verdict"] == "fail" and check["unpacked"]["error"] is None, check
     assert any(f["member"] == "payload.cpio!usr/lib/p.zip" for f in check["member_findings"]), check
+
+
+@pytest.mark.parametrize("case", ["lzip-in-deb", "skippable-zstd-in-deb", "misnamed-data-member",
+                                  "not-a-deb", "compress-in-tar"])
+def test_content_that_promises_an_archive_is_unpacked_or_fails(lab, tmp_path, case):
+    """A consumer (dpkg, tar's auto-detection) could decode these; the scanner must not be
+    handed them as opaque bytes."""
+    tar = tar_bytes({"./usr/share/p.zip": zip_bytes({"eicar.com": EICAR})})
+    path = tmp_path / f"{case}.deb"
+    if case == "lzip-in-deb":
+        path.write_bytes(handmade_deb(b"LZIP\x01" + os.urandom(200), "data.tar.lz"))
+    elif case == "skippable-zstd-in-deb":
+        if not shutil.which("zstd"):
+            pytest.skip("needs zstd")
+        import subprocess
+
+        frame = subprocess.run(["zstd", "-q", "-c"], input=tar, capture_output=True, check=True).stdout
+        skippable = b"\x50\x2a\x4d\x18" + (16).to_bytes(4, "little") + b"\0" * 16
+        path.write_bytes(handmade_deb(skippable + frame, "data.tar.zst"))
+    elif case == "misnamed-data-member":
+        path.write_bytes(handmade_deb(b"\x00garbage that is no tar" * 40, "data.tar.xz"))
+    elif case == "not-a-deb":
+        path.write_bytes(b"just text, but named like a package\n")
+    else:
+        path = tmp_path / "bundle.tar"
+        path.write_bytes(tar_bytes({"./payload.tar.Z": b"\x1f\x9d\x90" + os.urandom(100)}))
+    check = malware(scan(lab, tmp_path, [path]))
+    assert check["verdict"] == "fail", check
+    if case == "skippable-zstd-in-deb":
+        # unpacked after all: the malware behind the skippable frame is found
+        assert "Eicar-Test-Custom" in (check["signature"] or ""), check
+        assert check["unpacked"]["error"] is None
+    else:
+        assert "cannot be scanned" in check["unpacked"]["error"], check["unpacked"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.artifact_fixtures import build_gpg_world, write_eicar, write_ndb
+from tests.fixtures.artifact_fixtures import build_deb, build_gpg_world, write_eicar, write_ndb
 from tests.helpers import ansible_playbook, base_env
 
 PLAYBOOKS = Path(__file__).parent / "playbooks" / "artifact"
@@ -156,8 +156,7 @@ def test_role_releases_verified_artifacts_with_hashed_record(tmp_path, gpg_world
     art = gpg_world["artifact"]
     shutil.copy(art, www / art.name)
     shutil.copy(gpg_world["sig_good"], www / (art.name + ".asc"))
-    local = tmp_path / "agent.deb"
-    local.write_bytes(b"debian package bytes\n" * 100)
+    local = build_deb(tmp_path, "agent", {"opt/agent/agent.conf": b"debian package bytes\n" * 100}, "xz")
     (www / "SHA256SUMS").write_text(
         f"{hashlib.sha256(art.read_bytes()).hexdigest()}  {art.name}\n"
         f"{hashlib.sha256(local.read_bytes()).hexdigest()}  agent.deb\n")
