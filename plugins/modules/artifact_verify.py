@@ -42,7 +42,8 @@ description:
     Unpacking is bounded by O(clamav.max_scansize) (total bytes), O(clamav.max_files) (members),
     O(clamav.max_recursion) (nesting) and O(clamav.unpack_timeout). Anything that cannot be
     unpacked (a limit, corrupt data, an encrypted member, zstd data without the C(zstd)
-    program) fails the scan with the reason.
+    program, lzip/lzop/compress/lz4 data, a file named like an archive or package that is none
+    of the known formats) fails the scan with the reason.
   - The module is read-only. It never changes anything and always returns C(changed=false).
   - When any artifact fails, the module fails with a message naming every failing artifact and
     why, and still returns the complete evidence.
