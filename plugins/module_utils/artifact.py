@@ -192,10 +192,12 @@ def normalize_checksum_name(name):
 
     Drops one leading ``*`` (the binary marker, also when written after two spaces), ``./``
     prefixes and ``.`` components, and collapses repeated slashes: ``./a.bin``, ``*a.bin``,
-    ``.//a.bin`` and ``a.bin`` are one name. ``..`` components are kept (they never match a plain
-    artifact name).
+    ``.//a.bin`` and ``a.bin`` are one name; so are names with spaces or tabs before or after
+    them (``<hex>   a.bin`` with three spaces). ``..`` components are kept (they never match a
+    plain artifact name).
     """
-    text = name[1:] if name.startswith('*') else name
+    text = name.strip(' \t')
+    text = text[1:].lstrip(' \t') if text.startswith('*') else text
     absolute = text.startswith('/')
     parts = [p for p in text.split('/') if p not in ('', '.')]
     return ('/' if absolute else '') + '/'.join(parts)
@@ -301,6 +303,20 @@ def select_checksum_entries(entries, name, source='checksum file'):
                                  entry['line'], _printable(entry['name'])))
         else:
             duplicates += 1
+    # Names that differ only in letter case are one file on a case-insensitive file system.
+    if chosen:
+        folded = key.casefold()
+        for entry in entries:
+            entry_key = entry['key'] if match == 'exact' else entry['key'].rsplit('/', 1)[-1]
+            if entry in chosen or entry_key.casefold() != folded:
+                continue
+            want = digests.get(entry['algorithm'])
+            if want is not None and want != entry['digest']:
+                other = first[entry['algorithm']]
+                raise VerifyError('%s lists names that differ only in letter case with conflicting %s '
+                                  'digests: line %d (%s) and line %d (%s)'
+                                  % (source, entry['algorithm'], other['line'], _printable(other['name']),
+                                     entry['line'], _printable(entry['name'])))
     return {'entries': chosen, 'digests': digests, 'duplicates': duplicates, 'match': match}
 
 

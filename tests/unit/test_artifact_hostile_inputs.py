@@ -46,6 +46,9 @@ def verify_with_sums(tmp_path, sums_text, name="a.bin", newline=""):
     f"{WRONG}  ././a.bin",
     f"SHA256 (./a.bin) = {WRONG}",
     f"SHA256(a.bin)= {WRONG}",    # OpenSSL style
+    f"{WRONG}   a.bin",           # a third space: ' a.bin' to coreutils, 'a.bin' to a stripping tool
+    f"{WRONG}  a.bin \t",         # trailing white space
+    f"SHA256 ( a.bin ) = {WRONG}",
 ])
 @pytest.mark.parametrize("order", ["good-first", "wrong-first"])
 def test_conflicting_entries_for_one_name_fail(tmp_path, wrong_line, order):
@@ -107,7 +110,7 @@ def test_formats_crlf_bom_escapes_and_ignored_algorithms(tmp_path):
 
 
 def test_names_are_normalised_once():
-    for written in ("a.bin", "./a.bin", "*a.bin", ".//a.bin", "./././a.bin", "a.bin"):
+    for written in ("a.bin", "./a.bin", "*a.bin", ".//a.bin", "./././a.bin", " a.bin\t", "* ./a.bin"):
         assert A.normalize_checksum_name(written) == "a.bin"
     assert A.normalize_checksum_name("dist//x/./a.bin") == "dist/x/a.bin"
     assert A.normalize_checksum_name("/srv//a.bin") == "/srv/a.bin"
@@ -272,3 +275,11 @@ def test_clamav_database_entry_that_is_a_fifo_fails_without_blocking(tmp_path, a
     check = ev["artifacts"][0]["checks"]["malware_scan"]
     assert check["verdict"] == "fail", check
     assert f"{db / 'extra.hdb'} is not a regular file" in check["reason"]
+
+
+def test_names_differing_only_in_case_with_different_digests_fail(tmp_path):
+    """One file on a case-insensitive file system (a Windows or macOS target)."""
+    check = verify_with_sums(tmp_path, f"{GOOD}  a.bin\n{WRONG}  A.BIN\n")
+    assert check["verdict"] == "fail" and "differ only in letter case" in check["reason"], check
+    same = verify_with_sums(tmp_path, f"{GOOD}  a.bin\n{GOOD}  A.bin\n")
+    assert same["verdict"] == "pass", same
