@@ -334,8 +334,8 @@ artifacts:
           C(max_clock_skew), C(status) lines, C(gpg_rc), C(seconds));
           C(malware_scan) (C(signature) found, C(scanner), C(scanner_version), C(database_version),
           C(unpacked) (C(members), C(bytes), C(containers) (the first 100, each with C(member) and
-          C(format)), C(containers_total), C(seconds), C(error)), C(member_findings) (up to 50 failing members, each with C(member), C(verdict),
-          C(reason), C(signature))).
+          C(format)), C(containers_total), C(seconds), C(error)), C(member_findings) (up to 50
+          failing members, each with C(member), C(verdict), C(reason), C(signature))).
       type: dict
 scanner:
   description: The scanner used, or V(null) when scanning is disabled.
