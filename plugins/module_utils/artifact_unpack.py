@@ -126,7 +126,32 @@ def _looks_like_tar(head):
     return stored == unsigned and any(block[:100])
 
 
-class _ForwardReader:
+class _Forward:
+    """``tell``/``seek``/``seekable`` of a forward-only reader (``read`` and ``pos`` by the subclass):
+    a seek ahead reads and drops, a seek back or from the end is refused."""
+
+    label = 'stream'
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        if whence == 1:
+            offset += self.pos
+        elif whence != 0:
+            raise UnpackError('%s: cannot seek from the end of a stream' % self.label)
+        if offset < self.pos:
+            raise UnpackError('%s: backwards seek in a stream' % self.label)
+        while self.pos < offset:
+            if not self.read(min(COPY_CHUNK, offset - self.pos)):
+                break
+        return self.pos
+
+    def seekable(self):
+        return False
+
+
+class _ForwardReader(_Forward):
     """A forward-only, bounded file object over a decompressing (or plain) reader.
 
     ``tarfile`` in ``r:`` mode reads headers with one ``read(size)`` call: a request above
@@ -158,25 +183,6 @@ class _ForwardReader:
         data = b''.join(out)
         self.pos += len(data)
         return data
-
-    def tell(self):
-        return self.pos
-
-    def seek(self, offset, whence=0):
-        if whence == 1:
-            offset += self.pos
-        elif whence != 0:
-            raise UnpackError('%s: cannot seek from the end of a stream' % self.label)
-        if offset < self.pos:
-            raise UnpackError('%s: backwards seek in a stream' % self.label)
-        while self.pos < offset:
-            if not self.read(min(COPY_CHUNK, offset - self.pos)):
-                break
-        return self.pos
-
-    def seekable(self):
-        return False
-
 
 class _ZstdReader:
     """``zstd -dc`` as a reader of the file ``fd`` from its current offset (killed on close)."""
@@ -646,7 +652,7 @@ def _zip_declared_entries(fd):
     return struct.unpack('<Q', record[32:40])[0]
 
 
-class _Chain:
+class _Chain(_Forward):
     """``head`` bytes followed by ``rest`` (a reader), as one forward reader with ``tell``."""
 
     def __init__(self, head, rest):
@@ -664,25 +670,6 @@ class _Chain:
             out += self.rest.read(size - len(out))
         self.pos += len(out)
         return out
-
-    def tell(self):
-        return self.pos
-
-    def seek(self, offset, whence=0):
-        if whence == 1:
-            offset += self.pos
-        elif whence != 0:
-            raise UnpackError('cannot seek from the end of a stream')
-        if offset < self.pos:
-            raise UnpackError('backwards seek in a stream')
-        while self.pos < offset:
-            if not self.read(min(COPY_CHUNK, offset - self.pos)):
-                break
-        return self.pos
-
-    def seekable(self):
-        return False
-
 
 class _Limited:
     """At most ``size`` bytes of ``reader``."""
