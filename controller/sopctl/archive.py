@@ -29,6 +29,7 @@ an existing archive file is never overwritten.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -37,6 +38,7 @@ import re
 import socket
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -47,6 +49,7 @@ import yaml
 from . import __version__
 from . import approvals as ap
 from .changelog import chain
+from .collection import ensure_importable
 from .errors import SopctlError, naming
 from .store import private_dir, utc_now
 
@@ -305,12 +308,83 @@ def is_archive(path: str | Path) -> bool:
     return p.is_file() and not str(p).endswith(".jsonl") and tarfile.is_tarfile(str(p))
 
 
+#: an archive member is read into memory to be hashed and parsed: its size and the sum are bounded
+ARCHIVE_MEMBER_LIMIT = 1 << 30
+ARCHIVE_TOTAL_LIMIT = 4 << 30
+_TAR_KINDS = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
+              tarfile.LNKTYPE: "hardlink", tarfile.SYMTYPE: "symlink", tarfile.CHRTYPE: "chardev",
+              tarfile.BLKTYPE: "blockdev", tarfile.DIRTYPE: "dir", tarfile.FIFOTYPE: "fifo"}
+
+
+class _HeadersRefused(ValueError):
+    """A header sopctl never writes and two tar readers could read differently: a tampered archive."""
+
+
+def _strict_listing(fd: int) -> list[tuple[str, str, int]]:
+    """Members (name, type, size) as GNU tar reads the archive: the collection's strict tar reader
+    (backup_tarscan) refuses every header that two tar readers could read differently (a GNU long
+    name beside a pax path, two extended headers, bad checksums, ...). Raises ValueError."""
+    ensure_importable()
+    from ansible_collections.itsop.change.plugins.module_utils import backup_tarscan
+
+    listing: list[tuple[str, str, int]] = []
+    reader = backup_tarscan.TarReader(
+        lambda m: listing.append((m.name.decode("utf-8", "surrogateescape"), m.type, m.size)))
+    total = 0
+    with os.fdopen(os.dup(fd), "rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            raise ValueError("not a gzip-compressed tar (sopctl archives are .tar.gz)")
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                while True:
+                    chunk = gz.read(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > ARCHIVE_TOTAL_LIMIT + (1 << 20):
+                        raise ValueError(f"more than {ARCHIVE_TOTAL_LIMIT} bytes once decompressed")
+                    reader.feed(memoryview(chunk))
+            reader.close()
+        except backup_tarscan.ArchiveRefused as exc:
+            raise _HeadersRefused(f"{exc.msg}; sopctl never writes such a header and another tar reader could "
+                                  "read it differently") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"not a valid gzip stream ({exc})") from None
+    return listing
+
+
 def _read_members(path: Path, res: ArchiveResult) -> dict[str, bytes] | None:
     members: dict[str, bytes] = {}
     top: set[str] = set()
     try:
-        with tarfile.open(str(path), mode="r:*") as tar:
+        ensure_importable()
+        from ansible_collections.itsop.change.plugins.module_utils import safe_input
+
+        fd, _st = safe_input.open_regular_file(path, limit=None, what="archive")
+    except (ValueError, OSError) as exc:  # safe_input.InputError is a ValueError
+        res.unreadable = True
+        res.fail(str(exc))
+        return None
+    try:
+        try:
+            strict = _strict_listing(fd)
+        except _HeadersRefused as exc:  # altered after sopctl wrote it: tampered (exit 1), nothing read
+            res.fail(f"archive refused: {exc}")
+            return None
+        except ValueError as exc:
+            res.unreadable = True
+            res.fail(f"unreadable archive: {exc}")
+            return None
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as raw, tarfile.open(fileobj=raw, mode="r:gz") as tar:
+            seen: list[tuple[str, str, int]] = []
+            total = 0
             for info in tar:
+                seen.append((info.name, _TAR_KINDS.get(info.type, repr(info.type)), info.size))
+                if seen[-1] != (strict[len(seen) - 1] if len(seen) <= len(strict) else None):
+                    res.fail(f"member {info.name!r}: read differently by two tar readers; archive refused")
+                    return None
                 name = PurePosixPath(info.name)
                 if info.isdir():
                     continue
@@ -325,12 +399,24 @@ def _read_members(path: Path, res: ArchiveResult) -> dict[str, bytes] | None:
                 if rel in members:
                     res.fail(f"member {rel!r} appears twice in the archive")
                     continue
+                total += info.size
+                if info.size > ARCHIVE_MEMBER_LIMIT or total > ARCHIVE_TOTAL_LIMIT:
+                    res.unreadable = True
+                    res.fail(f"member {info.name!r}: {info.size} bytes (members over {ARCHIVE_MEMBER_LIMIT} "
+                             f"bytes, or over {ARCHIVE_TOTAL_LIMIT} in all, are not read)")
+                    return None
                 handle = tar.extractfile(info)
                 members[rel] = handle.read() if handle else b""
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            if len(seen) != len(strict):
+                res.fail(f"the archive holds {len(strict)} members for one tar reader and {len(seen)} for "
+                         "another; archive refused")
+                return None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         res.unreadable = True
         res.fail(f"unreadable archive: {exc}")
         return None
+    finally:
+        os.close(fd)
     if len(top) > 1:
         res.fail(f"members under several top directories: {', '.join(sorted(top))}")
     res.change_id = next(iter(top)) if len(top) == 1 else None

@@ -3,9 +3,11 @@ archives that are not what they claim (no key, not a tar, unsafe members)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -76,13 +78,76 @@ def test_verify_needs_a_public_key_and_a_readable_archive(tmp_path):
 
 def test_unsafe_members_and_missing_manifest(tmp_path):
     _, pub = archive.controller_key(tmp_path)
-    a = _tar(tmp_path / "a.tar.gz", [("CHG-2026-0001/../../etc/x", b"x", "file"),
-                                     ("CHG-2026-0001/link", b"", "sym"),
+    a = _tar(tmp_path / "a.tar.gz", [("CHG-2026-0001/link", b"", "sym"),
                                      ("CHG-2026-0001/ok.json", json.dumps({}).encode(), "file")])
     res = archive.verify_archive(a, [str(pub)])
     assert res.exit_code == 1
     text = "\n".join(res.problems)
-    assert "unsafe or unexpected path" in text and "not a regular file" in text and "MANIFEST.json is missing" in text
+    assert "not a regular file" in text and "MANIFEST.json is missing" in text
+
+
+def test_a_member_name_leaving_the_archive_is_refused_before_anything_is_read(tmp_path):
+    _, pub = archive.controller_key(tmp_path)
+    a = _tar(tmp_path / "a.tar.gz", [("CHG-2026-0001/../../etc/x", b"x", "file"),
+                                     ("CHG-2026-0001/ok.json", json.dumps({}).encode(), "file")])
+    res = archive.verify_archive(a, [str(pub)])
+    assert res.exit_code == 1 and not res.unreadable  # altered, not merely unreadable
+    assert len(res.problems) == 1 and res.problems[0].startswith("archive refused: ")
+    assert "../../etc/x" in res.problems[0]
+
+
+def _gnu_long_name_with_pax_path(path: Path, shown_name: str, real_name: str, data: bytes) -> None:
+    """One member whose GNU long-name header and pax ``path`` disagree (GNU tar and Python's tarfile
+    pick different ones), followed by a valid end of archive."""
+    import tarfile as tf
+
+    buf = io.BytesIO()
+    with tf.open(fileobj=buf, mode="w", format=tf.GNU_FORMAT) as tar:
+        info = tf.TarInfo(real_name + "/" + "x" * 120)  # long: GNU writes an L header
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    pax = tf.TarInfo("././@PaxHeader")
+    record = f"path={shown_name}\n".encode()
+    length = len(record) + 1
+    while len(str(length)) + len(record) + 1 != length:
+        length = len(str(length)) + len(record) + 1
+    body = f"{length} ".encode() + record
+    pax.size = len(body)
+    pax.type = tf.XHDTYPE
+    header = pax.tobuf(tf.USTAR_FORMAT) + body + bytes(-len(body) % 512)
+    path.write_bytes(gzip.compress(header + raw))
+
+
+def test_headers_two_tar_readers_read_differently_are_refused(tmp_path):
+    """Issue 15, class 2 in the archive verifier: the names verified must be the names an auditor's
+    ``tar -x`` writes; an archive whose headers two readers read differently is refused."""
+    _, pub = archive.controller_key(tmp_path)
+    a = tmp_path / "two-names.tar.gz"
+    _gnu_long_name_with_pax_path(a, "CHG-2026-0001/audit/ok.jsonl", "CHG-2026-0001/../../tmp/evil", b"x")
+    res = archive.verify_archive(a, [str(pub)])
+    assert res.exit_code == 1
+    assert res.problems and res.problems[0].startswith("archive refused: ")
+
+
+def test_archive_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    import os
+
+    _, pub = archive.controller_key(tmp_path)
+    fifo = tmp_path / "archive.tar.gz"
+    os.mkfifo(fifo)
+    res = archive.verify_archive(fifo, [str(pub)])  # would block forever if it were opened
+    assert res.exit_code == 2 and "not a regular file (a FIFO)" in res.problems[0]
+    res = archive.verify_archive("/dev/zero", [str(pub)])
+    assert res.exit_code == 2 and "not a regular file" in res.problems[0]
+
+
+def test_oversized_member_is_not_read_into_memory(tmp_path, monkeypatch):
+    _, pub = archive.controller_key(tmp_path)
+    monkeypatch.setattr(archive, "ARCHIVE_MEMBER_LIMIT", 1000)
+    a = _tar(tmp_path / "big.tar.gz", [("CHG-2026-0001/audit/big.jsonl", b"0" * 5000, "file")])
+    res = archive.verify_archive(a, [str(pub)])
+    assert res.exit_code == 2 and "5000 bytes" in res.problems[-1]
 
 
 # ------------------------------------------------------------------------------ issue 15, class 16
