@@ -53,8 +53,17 @@ except ImportError as exc:  # pragma: no cover - cryptography is an ansible-core
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
 
+from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
+    InputError,
+    open_regular_file,
+    read_regular_file,
+)
 
 FORMAT_VERSION = 1
+#: longest record line a reader accepts (memory bound for a log without newlines); the writer's
+#: records are far smaller: results are redacted and lists of loop results are counted, not kept
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+KEY_FILE_LIMIT = 64 * 1024
 RECORD_DOMAIN = b"itsop.change.audit.record.v1\x00"
 GENESIS_DOMAIN = b"itsop.change.audit.genesis.v1\x00"
 CHECKPOINT_DOMAIN = b"itsop.change.audit.checkpoint.v1\x00"
@@ -339,9 +348,8 @@ def load_private_key(path, password=None):
     _require_crypto()
     try:
         st = os.stat(path)
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
+        data = read_regular_file(path, limit=KEY_FILE_LIMIT, what="signing key")
+    except (IOError, OSError, InputError) as exc:
         raise AuditLogError("cannot read signing key %s: %s" % (path, exc)) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AuditLogError("signing key %s is accessible by group or others (mode %04o); "
@@ -361,9 +369,8 @@ def load_public_key(path):
     """Load an Ed25519 public key from a PEM file (a private key file is accepted too)."""
     _require_crypto()
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
+        data = read_regular_file(path, limit=KEY_FILE_LIMIT, what="public key")
+    except (IOError, OSError, InputError) as exc:
         raise AuditLogError("cannot read public key %s: %s" % (path, exc)) from exc
     try:
         key = serialization.load_pem_public_key(data)
@@ -671,9 +678,9 @@ def verify_log(path, public_keys=None, expect_head=None):
     require_sig = bool(keys)
     expect_found = expect_head is None
     try:
-        handle = open(path, "rb")
-    except (IOError, OSError) as exc:
-        return res.fail(STATUS_UNREADABLE, "cannot open %s: %s" % (path, exc.strerror or exc))
+        handle = _open_log(path)
+    except InputError as exc:  # a FIFO, device or directory is never opened
+        return res.fail(STATUS_UNREADABLE, str(exc))
     unsigned_seen = False
     not_checked = False
     sig_failed = []
@@ -682,9 +689,12 @@ def verify_log(path, public_keys=None, expect_head=None):
     line_no = 0
     try:
         with handle:
-            for raw in handle:
+            for raw in _lines(handle):
                 line_no += 1
                 seq = line_no - 1
+                if len(raw) > MAX_RECORD_BYTES:
+                    return res.fail(STATUS_TAMPERED, "line longer than %d bytes: not a record this writer makes"
+                                    % MAX_RECORD_BYTES, line_no, seq)
                 if not raw.endswith(b"\n"):
                     return res.fail(
                         STATUS_TORN_TAIL,
@@ -820,11 +830,31 @@ def find_logs(path):
     return [path]
 
 
+def _open_log(path):
+    """A log file opened for reading: a regular file only (InputError otherwise, never blocking)."""
+    fd, _st = open_regular_file(path, limit=None, what="audit log")
+    return os.fdopen(fd, "rb")
+
+
+def _lines(handle):
+    """Lines of at most MAX_RECORD_BYTES + 1 bytes (a longer line comes in pieces, the first too long)."""
+    while True:
+        raw = handle.readline(MAX_RECORD_BYTES + 1)
+        if not raw:
+            return
+        yield raw
+
+
 def iter_records(path):
-    """Yield parsed records of a log file; stop silently at a torn or unparsable line."""
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
+    """Yield parsed records of a log file; stop silently at a torn, overlong or unparsable line
+    (and yield nothing for a path that is not a regular file)."""
+    try:
+        handle = _open_log(path)
+    except InputError:
+        return
+    with handle:
+        for raw in _lines(handle):
+            if not raw.endswith(b"\n") or len(raw) > MAX_RECORD_BYTES:
                 return
             try:
                 rec = json.loads(raw.decode("utf-8"))

@@ -333,3 +333,29 @@ def test_secret_probe_learns_from_tagged_values():
     assert out["a"] == "VALUE_REDACTED"
     # dict order: the tagged value was seen first, so the plain copy after it is replaced too
     assert out["b"] == "later VALUE_REDACTED here"
+
+
+# ------------------------------------------------------------------ hostile inputs to the verifier (issue 15, class 7)
+
+def test_verifier_refuses_fifos_and_devices_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "run.jsonl"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        res = ac.verify_log(str(path))  # an open() of the FIFO would block forever
+        assert res.status == ac.STATUS_UNREADABLE and "not a regular file" in res.reason
+        assert list(ac.iter_records(str(path))) == []
+    with pytest.raises(ac.AuditLogError, match="not a regular file"):
+        ac.load_public_key(str(fifo))
+    with pytest.raises(ac.AuditLogError, match="not a regular file"):
+        ac.load_private_key("/dev/zero")
+
+
+def test_a_line_without_end_is_not_read_into_memory_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(ac, "MAX_RECORD_BYTES", 4096)
+    log = tmp_path / "huge.jsonl"
+    log.write_bytes(b"{" + b"0" * 100000 + b"}\n")
+    res = ac.verify_log(str(log))
+    assert res.status == ac.STATUS_TAMPERED and "longer than 4096 bytes" in res.reason
+    assert list(ac.iter_records(str(log))) == []
