@@ -25,7 +25,7 @@ from . import textsafe
 from .changelog import chain
 from .changes import target_list
 from .errors import SopctlError
-from .store import utc_now
+from .store import read_json_file, utc_now
 
 FORMATS = ("html", "md", "json")
 LANGS = ("id", "en")
@@ -86,13 +86,8 @@ def _redactor():
 
 
 def _load_json(path: Path) -> tuple[Any, str | None]:
-    """(document, problem). ``(None, None)`` when the file does not exist."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except FileNotFoundError:
-        return None, None
-    except (OSError, ValueError) as exc:
-        return None, f"{path.name}: unreadable ({exc})"
+    """(document, problem). ``(None, None)`` when the file does not exist (store.read_json_file)."""
+    return read_json_file(path)
 
 
 def _verdict(doc: Any) -> str | None:

@@ -58,7 +58,7 @@ from .policy import (
     parse_time,
 )
 from .runner import Progress, RunResult, playbook_path, processes_with_token, run_stage
-from .store import Store, atomic_write, utc_now
+from .store import Store, atomic_write, read_json_file, utc_now
 from .textsafe import one_line
 
 STEPS: list[tuple[str, str]] = [
@@ -252,34 +252,23 @@ class Engine:
         ev = self.store.evidence_dir(change["id"]) / "stage2"
         problems = []
 
-        def load(path: Path) -> Any:
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                return None
-            except (OSError, ValueError) as exc:
-                return {"passed": False, "error": str(exc)}
+        def check(path: Path, missing: str | None, failed: str) -> None:
+            doc, unreadable = read_json_file(path)
+            if unreadable:
+                problems.append(f"{failed}: {unreadable} ({path})")
+            elif doc is None:
+                if missing:
+                    problems.append(f"{missing} ({path})")
+            elif not passed(doc):
+                problems.append(f"{failed} ({path})")
 
         for host in change["targets"].get("production", []):
-            path = ev / "backup" / host / "checklist.json"
-            doc = load(path)
-            if doc is None:
-                problems.append(f"no backup checklist for production host {host} ({path})")
-            elif not passed(doc):
-                problems.append(f"backup checklist of {host} is not verified/passed ({path})")
-        path = ev / "artifacts" / "verification.json"
-        doc = load(path)
-        if doc is None:
-            if (change["cr"].get("items") or {}).get("artifacts"):
-                problems.append(f"no artifact verification record ({path})")
-        elif not passed(doc):
-            problems.append(f"artifact verification did not pass ({path})")
-        path = ev / "staging.json"
-        doc = load(path)
-        if doc is None:
-            problems.append(f"no staging run verdict ({path})")
-        elif not passed(doc):
-            problems.append(f"the staging run did not pass ({path})")
+            check(ev / "backup" / host / "checklist.json", f"no backup checklist for production host {host}",
+                  f"backup checklist of {host} is not verified/passed")
+        check(ev / "artifacts" / "verification.json",
+              "no artifact verification record" if (change["cr"].get("items") or {}).get("artifacts") else None,
+              "artifact verification did not pass")
+        check(ev / "staging.json", "no staging run verdict", "the staging run did not pass")
         return problems
 
     def conflicts(self, cr: dict[str, Any], targets: dict[str, list[str]], exclude: str | None = None
@@ -609,11 +598,8 @@ class Engine:
         """
         cid = change["id"]
         path = self.store.evidence_dir(cid) / "stage5" / "incidents.json"
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            incidents = [i for i in doc.get("incidents") or [] if isinstance(i, dict)]
-        except (OSError, ValueError, AttributeError):
-            incidents = []
+        doc, _problem = read_json_file(path)
+        incidents = [i for i in doc.get("incidents") or [] if isinstance(i, dict)] if isinstance(doc, dict) else []
         summary = (result.summary or {}).get("incidents")
         count = len(incidents) or (len(summary) if isinstance(summary, list) else int(summary or 0))
         if not count:

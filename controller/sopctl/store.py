@@ -107,6 +107,29 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+#: evidence documents are JSON written by the stage playbooks; larger ones are refused, not read
+EVIDENCE_LIMIT = 64 * 1024 * 1024
+
+
+def read_json_file(path: Path, what: str = "evidence") -> tuple[Any, str | None]:
+    """Read one JSON document (evidence) the one way gates and reports agree on: ``(document,
+    problem)``, ``(None, None)`` when the file does not exist. A FIFO or device is never opened,
+    the size is bounded, and a duplicate key (``{"passed": false, "passed": true}``, which two
+    JSON readers resolve differently) makes the document unreadable, naming both lines."""
+    from .collection import ensure_importable
+
+    ensure_importable()
+    from ansible_collections.itsop.change.plugins.module_utils import safe_input
+
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        raw = safe_input.read_regular_file(path, limit=EVIDENCE_LIMIT, what=what)
+        return safe_input.load_json(safe_input.decode_text(raw, path.name), path.name), None
+    except safe_input.InputError as exc:
+        return None, f"{path.name}: unreadable ({exc})"
+
+
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same directory + rename).
 

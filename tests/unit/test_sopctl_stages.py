@@ -209,6 +209,25 @@ def test_evidence_gate_lists_what_is_missing(world, monkeypatch):
     assert eng.evidence_problems(change) == []
 
 
+def test_evidence_that_two_readers_read_differently_or_that_is_no_file_does_not_pass(world, monkeypatch):
+    """Issue 15 (classes 7 and 10) for evidence: a verdict with a duplicate key, which Python's json
+    resolves to the last one and other readers to the first, does not pass the gate; a FIFO in
+    place of a verdict file neither blocks the gate nor passes it."""
+    eng = submitted(world, monkeypatch)
+    change = eng.change(CID)
+    write_evidence(eng)
+    assert eng.evidence_problems(change) == []
+    ev = eng.store.evidence_dir(CID) / "stage2"
+    (ev / "artifacts" / "verification.json").write_text('{"verdict": "failed",\n "verdict": "passed"}')
+    problems = eng.evidence_problems(change)
+    assert any("verification.json" in p and "duplicate key 'verdict'" in p for p in problems), problems
+    write_evidence(eng)
+    (ev / "staging.json").unlink()
+    os.mkfifo(ev / "staging.json")
+    problems = eng.evidence_problems(change)  # would block forever if the FIFO were opened
+    assert any("staging" in p for p in problems), problems
+
+
 def test_stage3_refused_outside_window_and_in_freeze(world, monkeypatch):
     eng = submitted(world, monkeypatch, start=datetime.now(UTC) + timedelta(days=2))
     with pytest.raises(Refusal, match="WINDOW-1"):
