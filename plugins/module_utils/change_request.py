@@ -124,7 +124,7 @@ SCHEMA_JSON = r'''{
             "additionalProperties": false,
             "required": ["name", "source", "sha256"],
             "properties": {
-              "name": {"type": "string", "pattern": "^[^/]+$"},
+              "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._+~-]*$"},
               "source": {"type": "string", "minLength": 1},
               "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
               "sha512": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
@@ -760,6 +760,17 @@ def _semantic_errors(data):
             if not art['name'].endswith(('.deb', '.rpm')):
                 errors.append('items.artifacts[%d].name: install: true needs a .deb or .rpm file, found %s'
                               % (index, art['name']))
+    configs = items.get('config_files') if isinstance(items.get('config_files'), list) else []
+    backup = data.get('backup') if isinstance(data.get('backup'), dict) else {}
+    paths = [('items.config_files[%d].dest' % i, c.get('dest'), True) for i, c in enumerate(configs)
+             if isinstance(c, dict)]
+    paths += [('items.config_files[%d].template' % i, c.get('template'), False) for i, c in enumerate(configs)
+              if isinstance(c, dict) and 'template' in c]
+    paths += [('backup.paths[%d]' % i, p, True) for i, p in enumerate(backup.get('paths') or [])]
+    for where, value, absolute in paths:
+        problem = path_problem(value, absolute)
+        if problem:
+            errors.append('%s: %s' % (where, problem))
     if isinstance(items, dict) and items and not packages and not artifacts and not items.get('config_files'):
         errors.append('items: lists no package, artifact or config file to change')
 
@@ -769,6 +780,23 @@ def _semantic_errors(data):
         if isinstance(people, list) and not [p for p in people if isinstance(p, str) and p.strip()]:
             errors.append('approvers.%s: needs at least one approver' % role)
     return _character_errors(data, []) + errors
+
+
+def path_problem(value, absolute):
+    """Why a path in a change request is not accepted, or None. What the approvers read must be
+    where the file is: a canonical path (no empty, ``.`` or ``..`` component, no trailing ``/``);
+    ``dest`` and backup paths absolute; a template relative to the change file's directory (an
+    absolute template path could read any file of the controller, e.g. a private key, onto a host)."""
+    if not isinstance(value, str) or not value:
+        return None  # the schema names a missing or mistyped value
+    if value.startswith('/') != absolute:  # an absolute one without its "/" is the schema's pattern error
+        return None if absolute else \
+            'must be a path relative to the change file\'s directory (an absolute template path is refused)'
+    parts = value.split('/')[1:] if absolute else value.split('/')
+    if value != '/' and any(part in ('', '.', '..') for part in parts):
+        return ('%s is not a canonical path (no empty, "." or ".." component and no trailing "/"): '
+                'what is approved must be where the file is' % json.dumps(value))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -316,3 +316,43 @@ def test_property_an_offset_is_accepted_iff_it_is_the_zones_offset_at_that_insta
     if problem:
         assert cr.format_offset(zone_offset) in problem and zone in problem
     assert cr.parse_timestamp(written, zone) == instant  # the instant itself is never changed
+
+
+# ---- names and paths: what the approvers read is where the file is (issue 15, checked name = written name)
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("artifact", "..", 'items.artifacts[0].name: ".." does not match'),
+    ("artifact", ".", 'items.artifacts[0].name: "." does not match'),
+    ("artifact", "-rf", 'items.artifacts[0].name: "-rf" does not match'),
+    ("artifact", "a\\b.deb", "items.artifacts[0].name:"),
+    ("dest", "/etc/itsop-demo-web/../../etc/sudoers", "items.config_files[0].dest: "),
+    ("dest", "/etc/itsop-demo-web//config.ini", "items.config_files[0].dest: "),
+    ("template", "/root/.local/state/sopctl/keys/controller.key",
+     "items.config_files[0].template: must be a path relative"),
+    ("template", "../../../etc/shadow", "items.config_files[0].template: "),
+    ("template", "./config.ini.j2", "items.config_files[0].template: "),
+    ("backup", "/etc/itsop-demo-web/", "backup.paths[0]: "),
+    ("backup", "/var/lib/../../etc", "backup.paths[0]: "),
+])
+@BOTH
+def test_names_and_paths_that_read_as_something_else_are_refused(valid, field, value, message, use_jsonschema):
+    data = copy.deepcopy(valid)
+    if field == "artifact":
+        data["items"]["artifacts"] = [{"name": value, "source": "/srv/a.deb", "sha256": "a" * 64}]
+    elif field in ("dest", "template"):
+        entry = {"dest": "/etc/itsop-demo-web/config.ini", "template": "config.ini.j2"}
+        entry[field] = value
+        data["items"]["config_files"] = [entry]
+    else:
+        data["backup"]["paths"] = [value]
+    errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
+    assert any(e.startswith(message) for e in errors), errors
+
+
+@BOTH
+def test_canonical_names_and_paths_are_accepted(valid, use_jsonschema):
+    data = copy.deepcopy(valid)
+    data["items"]["artifacts"] = [{"name": "itsop-demo-web_1.1.0+deb12u1~rc1_all.deb", "source": "/srv/a.deb",
+                                   "sha256": "a" * 64}]
+    data["items"]["config_files"] = [{"dest": "/etc/itsop-demo-web/config.ini", "template": "templates/config.ini.j2"}]
+    data["backup"]["paths"] = ["/etc/itsop-demo-web", "/"]
+    assert cr.validate_change_request(data, use_jsonschema=use_jsonschema) == []
