@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers import COLLECTIONS, REPO, TestHost, have_podman_image
 
@@ -14,6 +15,11 @@ if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 if str(REPO / "controller") not in sys.path:
     sys.path.insert(0, str(REPO / "controller"))
+
+# Property-based tests keep no example database in the checkout (no state beside the sources;
+# every run draws its examples afresh within each test's bounded max_examples).
+settings.register_profile("itsop", database=None)
+settings.load_profile("itsop")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
