@@ -184,6 +184,7 @@ class _ForwardReader(_Forward):
         self.pos += len(data)
         return data
 
+
 class _ZstdReader:
     """``zstd -dc`` as a reader of the file ``fd`` from its current offset (killed on close)."""
 
@@ -670,6 +671,7 @@ class _Chain(_Forward):
             out += self.rest.read(size - len(out))
         self.pos += len(out)
         return out
+
 
 class _Limited:
     """At most ``size`` bytes of ``reader``."""

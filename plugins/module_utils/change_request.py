@@ -31,6 +31,7 @@ __metaclass__ = type
 import copy
 import datetime
 import json
+import math
 import re
 import unicodedata
 
@@ -874,7 +875,7 @@ def _character_errors(value, path):
         problem = text_problem(value, _is_free_text(path))
         if problem:
             out.append('%s: %s' % (format_path(path), problem))
-    elif isinstance(value, float) and (value != value or value in (float('inf'), float('-inf'))):
+    elif isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         # YAML .nan/.inf: passes every minimum/maximum comparison and is not JSON
         out.append('%s: must be a finite number, found %s' % (format_path(path), value))
     return out
