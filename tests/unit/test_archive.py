@@ -168,11 +168,7 @@ def approved(tmp_path, monkeypatch):
     from tests.fixtures.sopctl.world import World
 
     world = World(tmp_path)
-    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
-    monkeypatch.setenv("SOPCTL_PLAYBOOK_DIR", str(tmp_path / "no-playbooks"))
-    monkeypatch.setenv("SOPCTL_IDENTITY", str(world.identity("budi")))
-    eng = Engine(Store(), out=open(os.devnull, "w"))
-    eng.submit(world.cr(CID16), None, "budi")
+    eng = world.submit_in_process(monkeypatch, CID16)
     rid = eng.store.start_stage_run(CID16, "1", "stage1-x", "t1", "eko", os.getpid(), "h")
     eng.store.finish_stage_run(rid, "succeeded", summary={"result": "passed"})
     eng.plan_file(CID16).parent.mkdir(parents=True, exist_ok=True)

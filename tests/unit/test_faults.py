@@ -43,10 +43,7 @@ ENOSPC_TEXT = os.strerror(errno.ENOSPC)
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     w = World(tmp_path)
-    monkeypatch.setenv("SOPCTL_HOME", str(w.home))
-    monkeypatch.setenv("SOPCTL_PLAYBOOK_DIR", str(tmp_path / "no-playbooks"))
-    monkeypatch.setenv("SOPCTL_IDENTITY", str(w.identity("budi")))
-    Engine(Store(), out=open(os.devnull, "w")).submit(w.cr(CID), None, "budi")
+    w.submit_in_process(monkeypatch, CID)
     archive.controller_key(w.home)  # the key exists before a fault is injected
     return w
 

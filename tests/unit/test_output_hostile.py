@@ -43,10 +43,7 @@ def neutral(text: str, newline: bool = True) -> bool:
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     w = World(tmp_path)
-    monkeypatch.setenv("SOPCTL_HOME", str(w.home))
-    monkeypatch.setenv("SOPCTL_PLAYBOOK_DIR", str(tmp_path / "no-playbooks"))
-    monkeypatch.setenv("SOPCTL_IDENTITY", str(w.identity("budi")))
-    Engine(Store(), out=open(os.devnull, "w")).submit(w.cr(CID), None, "budi")
+    w.submit_in_process(monkeypatch, CID)
     return w
 
 
