@@ -85,11 +85,6 @@ def _redactor():
     return chain().Redactor()
 
 
-def _load_json(path: Path) -> tuple[Any, str | None]:
-    """(document, problem). ``(None, None)`` when the file does not exist (store.read_json_file)."""
-    return read_json_file(path)
-
-
 def _verdict(doc: Any) -> str | None:
     """``passed`` / ``failed`` / the document's own verdict, or None when it says nothing."""
     if not isinstance(doc, dict):
@@ -222,7 +217,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     problems_reading: list[str] = []
 
     def load(rel: str) -> Any:
-        doc, prob = _load_json(ev_dir / rel)
+        doc, prob = read_json_file(ev_dir / rel)
         if prob:
             problems_reading.append(f"{rel}: {prob}")
         return red.redact(doc) if doc is not None else None
