@@ -24,16 +24,11 @@ description:
 author:
   - itsop.change engineers (@itsop)
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: In check mode nothing is sent; RV(deliveries) lists what would be sent with status V(null).
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   webhooks:
     description: Webhooks to notify.

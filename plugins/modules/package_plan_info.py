@@ -30,16 +30,12 @@ description:
 author:
   - itsop.change engineers (@itsop)
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The module only reads; it does the same in check mode.
-  diff_mode:
-    support: none
   platform:
-    support: full
-    platforms: posix
     details: Debian family (apt, tested) and RHEL family (dnf, untested).
 options:
   packages:
