@@ -119,7 +119,7 @@ def _discard_stdout() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .store import StoreError, sopctl_home
+    from .store import sopctl_home
 
     func = args.func
     try:
@@ -135,8 +135,6 @@ def _run(args: argparse.Namespace) -> int:
         return result  # the command's own result (e.g. the verification's), never 0 unless it succeeded
     except SopctlError as exc:
         return _report(args, _error_lines(exc), exc.code, getattr(exc, "rule", None))
-    except StoreError as exc:
-        return _report(args, str(exc), EXIT_USAGE)
     except OSError as exc:
         return _report(args, describe_os_error(exc), EXIT_IO)
     except sqlite3.Error as exc:

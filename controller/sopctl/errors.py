@@ -1,7 +1,20 @@
-"""Exceptions and exit codes shared by the sopctl commands.
+"""Exceptions and exit codes shared by the sopctl commands: the one exception hierarchy.
 
 Every command ends through the one error boundary in :func:`sopctl.cli.main`, which turns each
-fault into one line on stderr and one of these codes (documented in docs/sopctl.md).
+fault into one line on stderr and one of these codes (documented in docs/sopctl.md). Every error
+the controller raises is a :class:`SopctlError` whose ``code`` is one of :data:`EXIT_CODES`::
+
+    SopctlError              2  bad usage, invalid input, unknown change, configuration
+      InvalidChangeRequest   2  (sopctl.changes)
+      PolicyError            2  roster / freeze calendar (sopctl.policy)
+      StoreError             2  the state store holds something it cannot use (sopctl.store)
+      StageFailed            1  a stage playbook failed
+      Refusal                3  a policy rule refused (names the rule)
+      InstallError           5  the itsop.change collection was not found (CollectionNotFound)
+      InternalError         70  a bug (IllegalTransition: a state transition the table forbids)
+
+Besides these the boundary maps ``OSError`` and ``sqlite3.Error`` to 4, ``KeyboardInterrupt`` to
+130, a closed output to 141 and anything else to 70.
 """
 
 from __future__ import annotations
@@ -57,6 +70,22 @@ class InstallError(SopctlError):
     """A part of sopctl's installation is missing (exit 5)."""
 
     code = EXIT_INSTALL
+
+
+class StoreError(SopctlError):
+    """The state store holds something sopctl cannot use (exit 2)."""
+
+    code = EXIT_USAGE
+
+
+class InternalError(SopctlError):
+    """A programming error found by a check of sopctl itself (exit 70)."""
+
+    code = EXIT_INTERNAL
+
+
+class IllegalTransition(InternalError):
+    """A change state transition that :mod:`sopctl.state` does not allow."""
 
 
 def declare_result(args: object, code: int) -> int:

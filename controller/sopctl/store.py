@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -70,8 +72,6 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE INDEX IF NOT EXISTS approvals_change ON approvals(change_id, gate);
 """
 
-OPEN_STATES = ("submitted", "in_progress")
-
 
 def _ids():
     """The id checks of :mod:`sopctl.policy` (imported late: policy needs the collection)."""
@@ -79,9 +79,6 @@ def _ids():
 
     return policy
 
-
-class StoreError(RuntimeError):
-    pass
 
 
 def utc_now() -> str:
