@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".cache" / "collections"))
 
-from ansible_collections.itsop.change.plugins.module_utils.artifact import (  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._artifact.digest import (  # noqa: E402
     DEFAULT_BUFFER_SIZE,
     hash_file,
 )

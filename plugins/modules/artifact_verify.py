@@ -50,17 +50,13 @@ description:
 author:
   - itsop.change engineers (@itsop)
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The module only reads; it runs the same checks in check mode.
   diff_mode:
-    support: none
     details: Nothing is ever changed, so there is no diff.
-  platform:
-    support: full
-    platforms: posix
 options:
   artifacts:
     description: Artifacts to verify.
@@ -378,14 +374,11 @@ gpg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.artifact import (  # noqa: E402
-    VerifyError,
-    failure_message,
-    normalize_fingerprint,
-    parse_digest,
-    parse_size,
-    verify_artifacts,
-)
+from ansible_collections.itsop.change.plugins.module_utils._artifact.clamav import parse_size  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._artifact.digest import parse_digest  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._artifact.gpg import normalize_fingerprint  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._artifact.verdict import VerifyError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils.artifact import failure_message, verify_artifacts  # noqa: E402
 
 
 def main():

@@ -8,7 +8,11 @@ import os
 
 import pytest
 
-from ansible_collections.itsop.change.plugins.module_utils import artifact as A
+from ansible_collections.itsop.change.plugins.module_utils._artifact import checksums as CS
+from ansible_collections.itsop.change.plugins.module_utils._artifact import clamav as AV
+from ansible_collections.itsop.change.plugins.module_utils._artifact import digest as H
+from ansible_collections.itsop.change.plugins.module_utils._artifact import gpg as G
+from ansible_collections.itsop.change.plugins.module_utils._artifact import verdict as V
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 17])
@@ -16,42 +20,42 @@ def test_hash_file_matches_hashlib(tmp_path, size):
     data = os.urandom(size)
     path = tmp_path / "f"
     path.write_bytes(data)
-    got = A.hash_file(str(path), ("sha256", "sha512"), buffer_size=4096)
+    got = H.hash_file(str(path), ("sha256", "sha512"), buffer_size=4096)
     assert got["size"] == size
     assert got["digests"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert got["digests"]["sha512"] == hashlib.sha512(data).hexdigest()
-    single = A.hash_file(str(path), ("sha256",), buffer_size=4096)
+    single = H.hash_file(str(path), ("sha256",), buffer_size=4096)
     assert single["digests"] == {"sha256": hashlib.sha256(data).hexdigest()}
 
 
 def test_parse_digest_notations():
     hex256 = "AB" * 32
-    assert A.parse_digest("sha256:" + hex256) == ("sha256", hex256.lower())
-    assert A.parse_digest(hex256) == ("sha256", hex256.lower())
-    assert A.parse_digest("ab" * 64) == ("sha512", "ab" * 64)
-    assert A.parse_digest("SHA-512:" + "cd" * 64) == ("sha512", "cd" * 64)
+    assert H.parse_digest("sha256:" + hex256) == ("sha256", hex256.lower())
+    assert H.parse_digest(hex256) == ("sha256", hex256.lower())
+    assert H.parse_digest("ab" * 64) == ("sha512", "ab" * 64)
+    assert H.parse_digest("SHA-512:" + "cd" * 64) == ("sha512", "cd" * 64)
     for bad in ("md5:" + "ab" * 16, "sha256:" + "ab" * 31, "zz" * 32, "", "sha256:" + "ab" * 64):
-        with pytest.raises(A.VerifyError):
-            A.parse_digest(bad)
+        with pytest.raises(V.VerifyError):
+            H.parse_digest(bad)
 
 
 def test_checksum_file_formats():
     a, b, c = "a" * 64, "b" * 64, "c" * 128
     text = (f"# comment\n{a}  app-1.0.tar.gz\n{b} *bin/agent.deb\n"
             f"SHA512 (notes.txt) = {c}\nSHA256 (app-1.0.tar.gz) = {a}\ngarbage line\n")
-    entries = A.parse_checksum_text(text)
+    entries = CS.parse_checksum_text(text)
     # listed twice (GNU and BSD lines) with the same digest: one digest, accepted
-    assert A.lookup_checksum(entries, "app-1.0.tar.gz") == [("sha256", a)]
-    assert A.lookup_checksum(entries, "agent.deb") == [("sha256", b)]
-    assert A.lookup_checksum(entries, "notes.txt") == [("sha512", c)]
-    assert A.lookup_checksum(entries, "missing.bin") == []
+    assert CS.lookup_checksum(entries, "app-1.0.tar.gz") == [("sha256", a)]
+    assert CS.lookup_checksum(entries, "agent.deb") == [("sha256", b)]
+    assert CS.lookup_checksum(entries, "notes.txt") == [("sha512", c)]
+    assert CS.lookup_checksum(entries, "missing.bin") == []
 
 
 def test_fingerprint_normalisation():
     fpr = "053C 09AB 8223 2C61 E966  A6F9 457F B060 FED7 12C5"
-    assert A.normalize_fingerprint(fpr) == "053C09AB82232C61E966A6F9457FB060FED712C5"
-    with pytest.raises(A.VerifyError):
-        A.normalize_fingerprint("457FB060FED712C5")  # a key ID is not a pin
+    assert G.normalize_fingerprint(fpr) == "053C09AB82232C61E966A6F9457FB060FED712C5"
+    with pytest.raises(V.VerifyError):
+        G.normalize_fingerprint("457FB060FED712C5")  # a key ID is not a pin
 
 
 PRIMARY = "053C09AB82232C61E966A6F9457FB060FED712C5"
@@ -75,7 +79,7 @@ NOW = SIG_TIME + 86400
 
 
 def judge(text, pins, keys=KEYS, **kw):
-    return A.judge_gpg_status(text, pins, keys, now=kw.pop("now", NOW), **kw)
+    return G.judge_gpg_status(text, pins, keys, now=kw.pop("now", NOW), **kw)
 
 
 def test_gpg_good_signature_by_pinned_primary_or_subkey():
@@ -87,7 +91,7 @@ def test_gpg_good_signature_by_pinned_primary_or_subkey():
 
 
 def test_gpg_without_key_validity_fails_closed():
-    res = A.judge_gpg_status(GOOD, [PRIMARY])
+    res = G.judge_gpg_status(GOOD, [PRIMARY])
     assert res["verdict"] == "fail" and "validity" in res["reason"]
 
 
@@ -122,29 +126,29 @@ def test_clamav_output_parsing_and_verdicts():
     paths = ["/q/a.bin", "/q/a.bin.zip", "/q/big"]
     out = ("/q/a.bin: OK\n/q/a.bin.zip: Eicar-Test-Custom.UNOFFICIAL FOUND\n"
            "/q/big: Heuristics.Limits.Exceeded.MaxFileSize FOUND\n")
-    parsed = A.parse_clamav_output(out, paths)
-    assert A.judge_clamav_line(parsed["/q/a.bin"])[0] == "pass"
-    verdict, reason, sig = A.judge_clamav_line(parsed["/q/a.bin.zip"])
+    parsed = AV.parse_clamav_output(out, paths)
+    assert AV.judge_clamav_line(parsed["/q/a.bin"])[0] == "pass"
+    verdict, reason, sig = AV.judge_clamav_line(parsed["/q/a.bin.zip"])
     assert verdict == "fail" and "malware" in reason and sig == "Eicar-Test-Custom.UNOFFICIAL"
-    verdict, reason, _ = A.judge_clamav_line(parsed["/q/big"])
+    verdict, reason, _ = AV.judge_clamav_line(parsed["/q/big"])
     assert verdict == "fail" and "exceeds scan limits" in reason
-    assert A.judge_clamav_line(None)[0] == "fail"
-    assert A.judge_clamav_line(["Access denied. ERROR"])[0] == "fail"
+    assert AV.judge_clamav_line(None)[0] == "fail"
+    assert AV.judge_clamav_line(["Access denied. ERROR"])[0] == "fail"
 
 
 def test_parse_size():
-    assert A.parse_size("100M") == 100 * 1024**2
-    assert A.parse_size("2g") == 2 * 1024**3
-    assert A.parse_size("512") == 512
-    with pytest.raises(A.VerifyError):
-        A.parse_size("lots")
+    assert AV.parse_size("100M") == 100 * 1024**2
+    assert AV.parse_size("2g") == 2 * 1024**3
+    assert AV.parse_size("512") == 512
+    with pytest.raises(V.VerifyError):
+        AV.parse_size("lots")
 
 
 def test_cvd_header_parsed(tmp_path):
     cvd = tmp_path / "daily.cvd"
     header = "ClamAV-VDB:06 Jan 2025 04-12 -0500:27500:2071000:90:md5:dsig:builder:1736154720"
     cvd.write_bytes(header.ljust(512).encode() + b"\x1f\x8b")
-    info = A.database_info(str(tmp_path))
+    info = AV.database_info(str(tmp_path))
     assert info["version"] == "daily:27500"
     assert info["files"][0]["signatures"] == "2071000"
 
@@ -152,6 +156,6 @@ def test_cvd_header_parsed(tmp_path):
 def test_missing_scanner_fails_closed(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x")
-    scanner = A.ClamavScanner(binary=str(tmp_path / "no-such-clamscan"))
+    scanner = AV.ClamavScanner(binary=str(tmp_path / "no-such-clamscan"))
     results, _ = scanner.scan([str(f)])
     assert results[str(f)]["verdict"] == "fail" and "not found" in results[str(f)]["reason"]

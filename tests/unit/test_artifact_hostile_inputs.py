@@ -18,7 +18,12 @@ import textwrap
 
 import pytest
 
+from ansible_collections.itsop.change.plugins.module_utils._artifact import checksums as CS
+from ansible_collections.itsop.change.plugins.module_utils._artifact import digest as H
+from ansible_collections.itsop.change.plugins.module_utils._artifact import gpg as G
+from ansible_collections.itsop.change.plugins.module_utils._artifact import verdict as V
 from ansible_collections.itsop.change.plugins.module_utils import artifact as A
+from ansible_collections.itsop.change.plugins.module_utils import safe_input as SI
 from tests.helpers import COLLECTIONS
 
 DATA = b"release payload\n" * 64
@@ -105,22 +110,22 @@ def test_formats_crlf_bom_escapes_and_ignored_algorithms(tmp_path):
     assert verify_with_sums(tmp_path, text)["verdict"] == "pass"
     only_md5 = verify_with_sums(tmp_path, f"{md5}  a.bin\n")
     assert only_md5["verdict"] == "fail" and "no entry" in only_md5["reason"]
-    entries = A.parse_checksum_entries(f"\\{GOOD}  dir\\\\new\\nline.bin\n")
+    entries = CS.parse_checksum_entries(f"\\{GOOD}  dir\\\\new\\nline.bin\n")
     assert entries[0]["name"] == "dir\\new\nline.bin"
 
 
 def test_names_are_normalised_once():
     for written in ("a.bin", "./a.bin", "*a.bin", ".//a.bin", "./././a.bin", " a.bin\t", "* ./a.bin"):
-        assert A.normalize_checksum_name(written) == "a.bin"
-    assert A.normalize_checksum_name("dist//x/./a.bin") == "dist/x/a.bin"
-    assert A.normalize_checksum_name("/srv//a.bin") == "/srv/a.bin"
-    assert A.normalize_checksum_name("../a.bin") == "../a.bin"
+        assert CS.normalize_checksum_name(written) == "a.bin"
+    assert CS.normalize_checksum_name("dist//x/./a.bin") == "dist/x/a.bin"
+    assert CS.normalize_checksum_name("/srv//a.bin") == "/srv/a.bin"
+    assert CS.normalize_checksum_name("../a.bin") == "../a.bin"
 
 
 def test_lookup_api_refuses_conflicts():
-    entries = A.parse_checksum_text(f"{GOOD}  a.bin\n{WRONG}  ./a.bin\n")
-    with pytest.raises(A.VerifyError, match="conflicting"):
-        A.lookup_checksum(entries, "a.bin")
+    entries = CS.parse_checksum_text(f"{GOOD}  a.bin\n{WRONG}  ./a.bin\n")
+    with pytest.raises(V.VerifyError, match="conflicting"):
+        CS.lookup_checksum(entries, "a.bin")
 
 
 def test_control_characters_in_names_are_escaped_in_reasons(tmp_path):
@@ -213,7 +218,7 @@ def test_size_limits_of_small_files_and_of_the_artifact(tmp_path, artifact):
         out.truncate(A.CHECKSUM_FILE_LIMIT + 1)  # sparse: no disk used
     huge_sig = tmp_path / "a.bin.sig"
     with open(huge_sig, "wb") as out:
-        out.truncate(A.SIGNATURE_FILE_LIMIT + 1)
+        out.truncate(G.SIGNATURE_FILE_LIMIT + 1)
     ev = run_isolated([{"path": str(artifact), "checksum_file": str(huge_sums), "signature": str(huge_sig)}],
                       gpg_fingerprints=["A" * 40])
     checks = ev["artifacts"][0]["checks"]
@@ -226,8 +231,8 @@ def test_size_limits_of_small_files_and_of_the_artifact(tmp_path, artifact):
 
 
 def test_hash_file_refuses_fifo_without_blocking(fifo):
-    with pytest.raises(A.InputError, match="FIFO"):
-        A.hash_file(str(fifo))
+    with pytest.raises(SI.InputError, match="FIFO"):
+        H.hash_file(str(fifo))
 
 
 def test_artifact_replaced_during_verification_fails(tmp_path, artifact):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.itsop.change.plugins.module_utils import artifact as A
+from ansible_collections.itsop.change.plugins.module_utils._artifact import gpg as G
 
 PRIMARY = "053C09AB82232C61E966A6F9457FB060FED712C5"
 SUBKEY = "1111111111111111111111111111111111111111"
@@ -25,7 +25,7 @@ def keys(primary=None, subkey=None):
 
 
 def reasons(keyset, signatures=None, now=T + 10, skew=300):
-    return A.judge_signature_times(sig() if signatures is None else signatures, keyset, now, skew)
+    return G.judge_signature_times(sig() if signatures is None else signatures, keyset, now, skew)
 
 
 def test_valid_signature_has_no_reasons():
@@ -63,9 +63,9 @@ def test_unreadable_signature_time_fails():
 
 
 def test_time_fields_epoch_and_iso():
-    assert A._gpg_time("1767225600") == T
-    assert A._gpg_time("20260101T000000") == T
-    assert A._gpg_time("") is None and A._gpg_time("yesterday") is None
+    assert G._gpg_time("1767225600") == T
+    assert G._gpg_time("20260101T000000") == T
+    assert G._gpg_time("") is None and G._gpg_time("yesterday") is None
 
 
 def test_every_signature_in_a_file_is_judged():
@@ -82,7 +82,7 @@ def test_key_listing_parser():
         "sub:r:255:22:AAAAAAAAAAAAAAAA:1700000100:::u:::s:::::ed25519::",
         f"fpr:::::::::{SUBKEY}:",
     ])
-    parsed = A.parse_gpg_key_listing(listing)
+    parsed = G.parse_gpg_key_listing(listing)
     assert parsed[PRIMARY] == {"subkey": False, "validity": "e", "revoked": False, "created": 1700000000,
                                "expires": 1700086400, "primary": PRIMARY}
     assert parsed[SUBKEY]["revoked"] is True and parsed[SUBKEY]["primary"] == PRIMARY
@@ -94,9 +94,9 @@ def test_judge_gpg_status_checks_times_after_pins():
         "NEWSIG", "GOODSIG 457FB060FED712C5 Signer",
         f"VALIDSIG {SUBKEY} 2026-01-01 {T} 0 4 0 22 8 00 {PRIMARY}"))
     expired = keys(subkey=key(T - 500, expires=T - 1))
-    res = A.judge_gpg_status(status, [PRIMARY], expired, now=T + 10)
+    res = G.judge_gpg_status(status, [PRIMARY], expired, now=T + 10)
     assert res["verdict"] == "fail" and "expired" in res["reason"]
-    assert A.judge_gpg_status(status, [PRIMARY], keys(), now=T + 10)["verdict"] == "pass"
+    assert G.judge_gpg_status(status, [PRIMARY], keys(), now=T + 10)["verdict"] == "pass"
     # an extra VALIDSIG without a GOODSIG is not accepted
     doubled = status + f"\n[GNUPG:] VALIDSIG {SUBKEY} 2026-01-01 {T} 0 4 0 22 8 00 {PRIMARY}"
-    assert A.judge_gpg_status(doubled, [PRIMARY], keys(), now=T + 10)["verdict"] == "fail"
+    assert G.judge_gpg_status(doubled, [PRIMARY], keys(), now=T + 10)["verdict"] == "fail"
