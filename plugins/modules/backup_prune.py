@@ -46,16 +46,12 @@ options:
     type: int
     default: 24
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: Lists the snapshot ids removed.
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: itsop.change.backup_snapshot
   - module: itsop.change.backup_verify
@@ -93,7 +89,8 @@ removed_incomplete:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.backup import BackupError, prune_snapshots  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.errors import BackupError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.prune import prune_snapshots  # noqa: E402
 
 
 def main():

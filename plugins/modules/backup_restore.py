@@ -32,22 +32,6 @@ description:
 author:
   - itsop.change engineers (@itsop)
 options:
-  snapshot_path:
-    description:
-      - Snapshot directory. Mutually exclusive with O(dest).
-    type: path
-  dest:
-    description:
-      - Backup directory the snapshot was written to; use with O(label) and optionally O(snapshot_id).
-    type: path
-  label:
-    description:
-      - Label of the snapshot.
-    type: str
-  snapshot_id:
-    description:
-      - Snapshot id; the newest complete snapshot of O(label) when omitted.
-    type: str
   root:
     description:
       - Directory the archived absolute paths are restored under. V(/) restores to the original paths.
@@ -74,17 +58,16 @@ options:
       - The key is never written to the result, the record, the archive or a log (C(no_log)).
     type: str
 extends_documentation_fragment:
+  - itsop.change.attributes
+  - itsop.change.snapshot_selector
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: Checks hashes and members and reports what would be created or modified.
   diff_mode:
     support: full
     details: Lists the entries that would change and why (type, mode, owner, size, content, symlink target).
   platform:
-    support: full
-    platforms: posix
     details: Needs GNU tar and the decompressor of the archive.
 seealso:
   - module: itsop.change.backup_snapshot
@@ -189,31 +172,25 @@ duration:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
-    BackupError, find_snapshot, restore_snapshot)
-from ansible_collections.itsop.change.plugins.module_utils.backup_names import safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.errors import BackupError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.names import safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.restore import restore_snapshot  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.selector import (  # noqa: E402
+    selected_snapshot, selector_rules, selector_spec)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            snapshot_path=dict(type='path'),
-            dest=dict(type='path'),
-            label=dict(type='str'),
-            snapshot_id=dict(type='str'),
-            root=dict(type='path', default='/'),
-            allow_devices=dict(type='bool', default=False),
-            force=dict(type='bool', default=False),
-            record_key=dict(type='str', no_log=True),
-        ),
-        mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
-        required_one_of=[('snapshot_path', 'dest')],
-        required_together=[('dest', 'label')],
-        supports_check_mode=True,
+    argument_spec = selector_spec()
+    argument_spec.update(
+        root=dict(type='path', default='/'),
+        allow_devices=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+        record_key=dict(type='str', no_log=True),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **selector_rules())
     p = module.params
     try:
-        path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
+        path = selected_snapshot(p)
         changed, result = restore_snapshot(path, root=p['root'], allow_devices=p['allow_devices'],
                                            check_mode=module.check_mode, force=p['force'],
                                            record_key=p['record_key'])

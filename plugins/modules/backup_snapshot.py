@@ -125,16 +125,12 @@ options:
       - The key is never written to the result, the record, the archive or a log (C(no_log)).
     type: str
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: Walks the paths and reports what would be backed up (entries, files, bytes) and the space check.
-  diff_mode:
-    support: none
   platform:
-    support: full
-    platforms: posix
     details: Uses GNU tar when present (any POSIX host otherwise); zstd, pigz or gzip on the host.
 notes:
   - Run with root privileges to read every file; an unreadable file fails the snapshot with its name.
@@ -305,8 +301,9 @@ space:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.backup import BackupError, create_snapshot  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.backup_names import escaped, safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.errors import BackupError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.names import escaped, safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.snapshot import create_snapshot  # noqa: E402
 
 
 def main():

@@ -29,23 +29,6 @@ description:
 author:
   - itsop.change engineers (@itsop)
 options:
-  snapshot_path:
-    description:
-      - Snapshot directory (RV(itsop.change.backup_snapshot#module:snapshot_dir)).
-      - Mutually exclusive with O(dest).
-    type: path
-  dest:
-    description:
-      - Backup directory the snapshot was written to; use with O(label) and optionally O(snapshot_id).
-    type: path
-  label:
-    description:
-      - Label of the snapshot.
-    type: str
-  snapshot_id:
-    description:
-      - Snapshot id; the newest complete snapshot of O(label) when omitted.
-    type: str
   tmpdir:
     description:
       - Where to create the temporary extraction directory (mode 0700, removed afterwards).
@@ -78,17 +61,14 @@ options:
       - The key is never written to the result, the record, the archive or a log (C(no_log)).
     type: str
 extends_documentation_fragment:
+  - itsop.change.attributes
+  - itsop.change.snapshot_selector
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The restore test runs in check mode too (it only writes to a temporary directory it removes); the
       verdict record is not written.
-  diff_mode:
-    support: none
   platform:
-    support: full
-    platforms: posix
     details: Needs GNU tar and the decompressor used for the archive (zstd, gzip or pigz).
 seealso:
   - module: itsop.change.backup_snapshot
@@ -237,32 +217,26 @@ temp_dir:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.backup import (  # noqa: E402
-    BackupError, find_snapshot, verify_snapshot)
-from ansible_collections.itsop.change.plugins.module_utils.backup_names import safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.errors import BackupError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.names import safe_result  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._backup.selector import (  # noqa: E402
+    selected_snapshot, selector_rules, selector_spec)
+from ansible_collections.itsop.change.plugins.module_utils._backup.verify import verify_snapshot  # noqa: E402
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            snapshot_path=dict(type='path'),
-            dest=dict(type='path'),
-            label=dict(type='str'),
-            snapshot_id=dict(type='str'),
-            tmpdir=dict(type='path'),
-            keep_temp=dict(type='bool', default=False),
-            record=dict(type='bool', default=True),
-            fail_on_mismatch=dict(type='bool', default=True),
-            record_key=dict(type='str', no_log=True),
-        ),
-        mutually_exclusive=[('snapshot_path', 'dest'), ('snapshot_path', 'label'), ('snapshot_path', 'snapshot_id')],
-        required_one_of=[('snapshot_path', 'dest')],
-        required_together=[('dest', 'label')],
-        supports_check_mode=True,
+    argument_spec = selector_spec()
+    argument_spec.update(
+        tmpdir=dict(type='path'),
+        keep_temp=dict(type='bool', default=False),
+        record=dict(type='bool', default=True),
+        fail_on_mismatch=dict(type='bool', default=True),
+        record_key=dict(type='str', no_log=True),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **selector_rules())
     p = module.params
     try:
-        path = find_snapshot(p['dest'], p['label'], p['snapshot_id'], p['snapshot_path'])
+        path = selected_snapshot(p)
         changed, result = verify_snapshot(path, tmpdir=p['tmpdir'], keep_temp=p['keep_temp'],
                                           record_result=p['record'], check_mode=module.check_mode,
                                           record_key=p['record_key'])

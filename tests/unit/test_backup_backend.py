@@ -9,12 +9,26 @@ import tarfile
 
 import pytest
 
-from ansible_collections.itsop.change.plugins.module_utils import backup as b
+from ansible_collections.itsop.change.plugins.module_utils._backup.errors import BackupError
+from ansible_collections.itsop.change.plugins.module_utils._backup.gnutar import GnuTarWriter, tar_messages
+from ansible_collections.itsop.change.plugins.module_utils._backup.layout import FORMAT_MANIFEST, validate_label
+from ansible_collections.itsop.change.plugins.module_utils._backup.manifest import iter_manifest
+from ansible_collections.itsop.change.plugins.module_utils._backup.ostee import kernel_tee
+from ansible_collections.itsop.change.plugins.module_utils._backup.restore import unsafe_name
+from ansible_collections.itsop.change.plugins.module_utils._backup.snapshot import create_snapshot
+from ansible_collections.itsop.change.plugins.module_utils._backup.tarwriter import PythonTarWriter, tar_header
+from ansible_collections.itsop.change.plugins.module_utils._backup.teeparse import TarTee
+from ansible_collections.itsop.change.plugins.module_utils._backup.threads import FollowHash
+from ansible_collections.itsop.change.plugins.module_utils._backup.tools import HostTar, which
+from ansible_collections.itsop.change.plugins.module_utils._backup.verify import verify_snapshot
+from ansible_collections.itsop.change.plugins.module_utils._backup.walk import Excluder, normalise_roots, path_key, walk
+
+GNU_TAR = HostTar().gnu()
 
 
 @pytest.mark.parametrize("name", [b"etc/hosts", b"a/" + b"x" * 150 + b"/" + b"y" * 99, b"z" * 200])
 def test_tar_header_is_read_back_by_tarfile(name: bytes) -> None:
-    header = b.tar_header(name, 0o104755, 1234, 2345, 5, 1_600_000_000, tarfile.REGTYPE, b"", "alice", "staff")
+    header = tar_header(name, 0o104755, 1234, 2345, 5, 1_600_000_000, tarfile.REGTYPE, b"", "alice", "staff")
     stream = io.BytesIO(header + b"hello" + b"\0" * (512 - 5) + b"\0" * 1024)
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         info = next(iter(tar))
@@ -25,23 +39,23 @@ def test_tar_header_is_read_back_by_tarfile(name: bytes) -> None:
 
 
 def test_tar_header_falls_back_to_pax_for_xattrs_and_big_ids() -> None:
-    header = b.tar_header(b"f", 0o644, 2 ** 30, 0, 0, 0, tarfile.REGTYPE, xattrs={"user.k": b"v"})
+    header = tar_header(b"f", 0o644, 2 ** 30, 0, 0, 0, tarfile.REGTYPE, xattrs={"user.k": b"v"})
     with tarfile.open(fileobj=io.BytesIO(header + b"\0" * 1024), mode="r|") as tar:
         info = next(iter(tar))
         assert info.uid == 2 ** 30 and info.pax_headers["SCHILY.xattr.user.k"] == "v"
 
 
 def test_roots_are_normalised_and_nested_roots_dropped() -> None:
-    assert b.normalise_roots(["/etc/ssh", "/etc/", "/var//www", "/etc2"]) == ["/etc", "/etc2", "/var/www"]
+    assert normalise_roots(["/etc/ssh", "/etc/", "/var//www", "/etc2"]) == ["/etc", "/etc2", "/var/www"]
 
 
 def test_path_key_orders_like_a_sorted_depth_first_walk() -> None:
     paths = ["/a", "/a/b", "/a/b/c", "/a-b", "/a.b", "/ab"]
-    assert sorted(reversed(paths), key=b.path_key) == ["/a", "/a/b", "/a/b/c", "/a-b", "/a.b", "/ab"]
+    assert sorted(reversed(paths), key=path_key) == ["/a", "/a/b", "/a/b/c", "/a-b", "/a.b", "/ab"]
 
 
 def test_excluder_name_and_path_patterns() -> None:
-    ex = b.Excluder(["*.swp", "/srv/app/cache"])
+    ex = Excluder(["*.swp", "/srv/app/cache"])
     assert ex("/etc/x.swp", "x.swp")
     assert ex("/srv/app/cache", "cache") and ex("/srv/app/cache/f", "f")
     assert not ex("/srv/app/cached", "cached")
@@ -49,31 +63,31 @@ def test_excluder_name_and_path_patterns() -> None:
 
 @pytest.mark.parametrize("label", ["", ".hidden", "-x", "a/b", "a b", "x" * 129, "ok\n"])
 def test_bad_labels_are_refused(label: str) -> None:
-    with pytest.raises(b.BackupError):
-        b.validate_label(label)
+    with pytest.raises(BackupError):
+        validate_label(label)
 
 
 def test_good_label() -> None:
-    b.validate_label("CHG-2025-001_a.b")
+    validate_label("CHG-2025-001_a.b")
 
 
 def test_iter_manifest_requires_header_and_end(tmp_path) -> None:
     path = tmp_path / "m.jsonl"
-    header = json.dumps({"format": b.FORMAT_MANIFEST})
+    header = json.dumps({"format": FORMAT_MANIFEST})
     path.write_text(header + "\n" + json.dumps({"path": "/x", "type": "file"}) + "\n")
-    with pytest.raises(b.BackupError, match="truncated"):
-        list(b.iter_manifest(path))
+    with pytest.raises(BackupError, match="truncated"):
+        list(iter_manifest(path))
     path.write_text(path.read_text() + json.dumps({"end": True}) + "\n")
-    assert [e.get("path") for e in b.iter_manifest(path)] == [None, "/x"]
+    assert [e.get("path") for e in iter_manifest(path)] == [None, "/x"]
     path.write_text(path.read_text() + "{}\n")
-    with pytest.raises(b.BackupError, match="after its end marker"):
-        list(b.iter_manifest(path))
+    with pytest.raises(BackupError, match="after its end marker"):
+        list(iter_manifest(path))
 
 
 @pytest.mark.parametrize("name,bad", [("/etc/x", True), ("a/../../x", True), ("..", True), ("a/b", False),
                                       ("a/..b", False)])
 def test_unsafe_member_names(name: str, bad: bool) -> None:
-    assert bool(b._unsafe_name(name)) is bad
+    assert bool(unsafe_name(name)) is bad
 
 
 def _gnu_tar_tree(root) -> list:
@@ -92,11 +106,11 @@ def _gnu_tar_tree(root) -> list:
     # names the manifest line writer must escape exactly like the JSON encoder
     (root / 'q"uote\\back\tslash \u00e9\u4e2d').write_bytes(b"odd name\n")
     (root.joinpath(os.fsdecode(b"latin1-\xe9"))).write_bytes(b"not utf-8\n")
-    excluder = b.Excluder([])
-    return [path for path, _st in b.walk([str(root)], excluder)]
+    excluder = Excluder([])
+    return [path for path, _st in walk([str(root)], excluder)]
 
 
-@pytest.mark.skipif(b.gnu_tar() is None, reason="GNU tar is not installed")
+@pytest.mark.skipif(GNU_TAR is None, reason="GNU tar is not installed")
 @pytest.mark.parametrize("chunk", [1, 511, 513, 4096, 1 << 20])
 def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chunk: int) -> None:
     import hashlib
@@ -105,7 +119,7 @@ def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chu
     paths = _gnu_tar_tree(tmp_path / "tree")
     names = tmp_path / "names"
     names.write_bytes(b"".join(os.fsencode(p.lstrip("/")) + b"\0" for p in paths))
-    stream = subprocess.run(b.tar_create_cmd(b.gnu_tar(), str(names)), stdout=subprocess.PIPE, check=True).stdout
+    stream = subprocess.run(HostTar().create_cmd(str(names)), stdout=subprocess.PIPE, check=True).stdout
     entries = []
     encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
@@ -116,7 +130,7 @@ def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chu
             obj = parsed
         entries.append(obj)
 
-    tee = b._TarTee(collect, {str(tmp_path / "tree" / "odd")})
+    tee = TarTee(collect, {str(tmp_path / "tree" / "odd")})
     view = memoryview(stream)
     for start in range(0, len(view), chunk):
         tee.feed(view[start:start + chunk])
@@ -138,7 +152,7 @@ def test_tar_tee_manifest_matches_the_stream_whatever_the_chunking(tmp_path, chu
 
 
 def test_tar_messages_split_errors_from_warnings() -> None:
-    errors, warnings = b._tar_messages(
+    errors, warnings = tar_messages(
         b"/usr/bin/tar: etc/shadow: Cannot open: Permission denied\n"
         b"tar: etc/passwd: file changed as we read it\n"
         b"/usr/bin/tar: Exiting with failure status due to previous errors\n")
@@ -146,19 +160,19 @@ def test_tar_messages_split_errors_from_warnings() -> None:
     assert warnings == ["/etc/passwd: file changed as we read it"]
 
 
-@pytest.mark.skipif(b.gnu_tar() is None, reason="GNU tar is not installed")
-def test_gnu_tar_and_python_writers_describe_the_same_tree(tmp_path, monkeypatch) -> None:
+@pytest.mark.skipif(GNU_TAR is None, reason="GNU tar is not installed")
+def test_gnu_tar_and_python_writers_describe_the_same_tree(tmp_path) -> None:
     """The fallback writer (hosts without GNU tar) and the GNU tar path give the same manifest entries."""
     _gnu_tar_tree(tmp_path / "tree")
     manifests = {}
+    writers = {"gnu": lambda: GnuTarWriter(HostTar()), "python": PythonTarWriter}
     for engine in ("gnu", "python"):
-        if engine == "python":
-            monkeypatch.setattr(b, "_TAR_GNU", [None])
-        _changed, result = b.create_snapshot([str(tmp_path / "tree")], str(tmp_path / engine), "CHG-U1",
-                                             compression="gzip", packages=False, do_fsync=False)
+        _changed, result = create_snapshot([str(tmp_path / "tree")], str(tmp_path / engine), "CHG-U1",
+                                           compression="gzip", packages=False, do_fsync=False,
+                                           writer=writers[engine]())
         lines = (tmp_path / engine / "CHG-U1" / result["snapshot_id"] / "manifest.jsonl").read_text().splitlines()
         manifests[engine] = [json.loads(line) for line in lines[1:]]
-        _changed, verdict = b.verify_snapshot(result["snapshot_dir"], record_result=False)
+        _changed, verdict = verify_snapshot(result["snapshot_dir"], record_result=False)
         assert verdict["verdict"] == "passed", verdict["failures"]
     assert manifests["gnu"] == manifests["python"]
 
@@ -177,7 +191,7 @@ def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
         "    for i in range(40):\n"
         "        f.write(os.urandom(70_001 + i))\n"
         "        time.sleep(0.01 if i % 7 else 0.08)\n"), str(target)])
-    follower = b._FollowHash(str(target))
+    follower = FollowHash(str(target))
     assert writer.wait(timeout=60) == 0
     follower.finish()
     data = target.read_bytes()
@@ -185,27 +199,28 @@ def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
     assert follower.result() == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.skipif(b.gnu_tar() is None or b.which("zstd") is None, reason="needs GNU tar and zstd")
-@pytest.mark.parametrize("kernel_tee", ["used", "missing", "refused"])
-def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, monkeypatch, kernel_tee: str) -> None:
+@pytest.mark.skipif(GNU_TAR is None or which("zstd") is None, reason="needs GNU tar and zstd")
+@pytest.mark.parametrize("tee_case", ["used", "missing", "refused"])
+def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, tee_case: str) -> None:
     """tar's stream reaches zstd by tee(2) where it works, else by write(); each way gives a verified snapshot."""
     calls = []
-    if kernel_tee == "used":
-        real = b._kernel_tee()
+    if tee_case == "used":
+        real = kernel_tee()
         if real is None:
             pytest.skip("tee(2) is not available here")
-        monkeypatch.setattr(b, "_TEE", [lambda src, dst: calls.append(1) or real(src, dst)])
-    elif kernel_tee == "refused":  # e.g. a seccomp filter: the first call reports the refusal
-        monkeypatch.setattr(b, "_TEE", [lambda src, dst: calls.append(1) and None])
+        load = lambda: lambda src, dst: calls.append(1) or real(src, dst)  # noqa: E731
+    elif tee_case == "refused":  # e.g. a seccomp filter: the first call reports the refusal
+        load = lambda: lambda src, dst: calls.append(1) and None  # noqa: E731
     else:
-        monkeypatch.setattr(b, "_TEE", [None])
+        load = lambda: None  # noqa: E731
     paths = _gnu_tar_tree(tmp_path / "tree")
     (tmp_path / "tree" / "big").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several pipe-fulls
-    _changed, snap = b.create_snapshot([str(tmp_path / "tree")], str(tmp_path / "store"), "TEE", compression="zstd")
-    if kernel_tee == "used":
+    _changed, snap = create_snapshot([str(tmp_path / "tree")], str(tmp_path / "store"), "TEE", compression="zstd",
+                                     writer=GnuTarWriter(HostTar(), load_tee=load))
+    if tee_case == "used":
         assert len(calls) > 3  # once per chunk
     else:
-        assert len(calls) == {"missing": 0, "refused": 1}[kernel_tee]  # refused once, then plain writes
-    _changed, verify = b.verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path))
+        assert len(calls) == {"missing": 0, "refused": 1}[tee_case]  # refused once, then plain writes
+    _changed, verify = verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path))
     assert verify["verdict"] == "passed", verify["failures"]
     assert verify["entries_compared"] == len(paths) + 1 == snap["entry_count"]
