@@ -16,7 +16,8 @@ import datetime
 import math
 import time
 
-from ansible_collections.itsop.change.plugins.module_utils.change_request import (
+from ansible_collections.itsop.change.plugins.module_utils._change_request.timestamps import (
+    epoch,
     get_timezone,
     offset_disagreement,
     parse_timestamp,
@@ -29,10 +30,6 @@ STATE_GRACE = 'grace'
 STATE_AFTER = 'after'
 
 
-def _epoch(value):
-    return (value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
-
-
 def _timestamp(field, value, timezone):
     try:
         return parse_timestamp(value, timezone)
@@ -42,7 +39,7 @@ def _timestamp(field, value, timezone):
 
 def _seconds_until(later, earlier):
     """Whole seconds from ``earlier`` to ``later``, rounded up (a moment still ahead is never 0), 0 if past."""
-    return max(0, math.ceil(_epoch(later) - _epoch(earlier)))
+    return max(0, math.ceil(epoch(later) - epoch(earlier)))
 
 
 def window_status(start, end, now=None, grace_minutes=0, timezone=None):

@@ -105,8 +105,8 @@ validator:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._change_request.validator import HAS_JSONSCHEMA  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.change_request import (  # noqa: E402
-    HAS_JSONSCHEMA,
     ChangeRequestError,
     load_change_request,
     normalise_change_request,

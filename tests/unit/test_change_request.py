@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.itsop.change.plugins.module_utils import change_request as cr
+from ansible_collections.itsop.change.plugins.module_utils._change_request import schema
+from ansible_collections.itsop.change.plugins.module_utils._change_request import timestamps
 from tests.helpers import REPO, VENV_BIN, base_env
 
 EXAMPLES = REPO / "docs" / "examples" / "change-requests"
@@ -29,13 +31,13 @@ def valid() -> dict:
 
 
 def test_embedded_schema_is_the_schema_file():
-    assert json.loads(SCHEMA_FILE.read_text()) == cr.SCHEMA
-    assert cr.SCHEMA["$schema"].endswith("2020-12/schema")
+    assert json.loads(SCHEMA_FILE.read_text()) == schema.SCHEMA
+    assert schema.SCHEMA["$schema"].endswith("2020-12/schema")
 
 
 def test_schema_is_a_valid_draft_2020_12_schema():
     jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.Draft202012Validator.check_schema(cr.SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(schema.SCHEMA)
 
 
 def test_architecture_example_is_valid():
@@ -158,11 +160,11 @@ def test_normalise_applies_defaults_and_utc(valid):
 
 
 def test_normalise_offsets_and_z():
-    assert cr.parse_timestamp("2026-11-24T15:00:00Z").isoformat() == "2026-11-24T15:00:00+00:00"
-    assert cr.parse_timestamp("2026-11-24T22:00:00+0700").isoformat() == "2026-11-24T15:00:00+00:00"
-    assert cr.parse_timestamp("2026-11-24T22:00:00.5+07:00").isoformat() == "2026-11-24T15:00:00.500000+00:00"
+    assert timestamps.parse_timestamp("2026-11-24T15:00:00Z").isoformat() == "2026-11-24T15:00:00+00:00"
+    assert timestamps.parse_timestamp("2026-11-24T22:00:00+0700").isoformat() == "2026-11-24T15:00:00+00:00"
+    assert timestamps.parse_timestamp("2026-11-24T22:00:00.5+07:00").isoformat() == "2026-11-24T15:00:00.500000+00:00"
     # an explicit offset wins over the window time zone
-    assert cr.parse_timestamp("2026-11-24T22:00:00+07:00", "Europe/Berlin").hour == 15
+    assert timestamps.parse_timestamp("2026-11-24T22:00:00+07:00", "Europe/Berlin").hour == 15
 
 
 def test_normalise_raises_with_every_error(valid):
@@ -311,11 +313,11 @@ def test_property_an_offset_is_accepted_iff_it_is_the_zones_offset_at_that_insta
     instant = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
     written = instant.astimezone(datetime.timezone(datetime.timedelta(minutes=offset))).isoformat()
     zone_offset = instant.astimezone(ZoneInfo(zone)).utcoffset()
-    problem = cr.offset_disagreement(written, zone)
+    problem = timestamps.offset_disagreement(written, zone)
     assert (problem is None) == (zone_offset == datetime.timedelta(minutes=offset))
     if problem:
-        assert cr.format_offset(zone_offset) in problem and zone in problem
-    assert cr.parse_timestamp(written, zone) == instant  # the instant itself is never changed
+        assert timestamps.format_offset(zone_offset) in problem and zone in problem
+    assert timestamps.parse_timestamp(written, zone) == instant  # the instant itself is never changed
 
 
 # ---- names and paths: what the approvers read is where the file is (issue 15, checked name = written name)

@@ -27,6 +27,9 @@ from sopctl.stages import Engine
 from sopctl.store import Store
 
 from ansible_collections.itsop.change.plugins.module_utils import change_request as cr
+from ansible_collections.itsop.change.plugins.module_utils._change_request import characters
+from ansible_collections.itsop.change.plugins.module_utils._change_request import schema
+from ansible_collections.itsop.change.plugins.module_utils._change_request import validator
 from tests.fixtures.sopctl.world import World
 from tests.helpers import REPO
 
@@ -92,7 +95,7 @@ def test_schema_patterns_alone_refuse_a_trailing_newline(valid, use_jsonschema):
     data["id"] = "CHG-2026-0042\n"
     data["requester"] = "budi\n"
     data["items"]["packages"][0]["version"] = "1.1.0\n"
-    errors = cr.schema_errors(data, use_jsonschema=use_jsonschema)
+    errors = validator.schema_errors(data, use_jsonschema=use_jsonschema)
     assert errors == [
         'id: "CHG-2026-0042\\n" does not match ^CHG-[0-9]{4}-[0-9]{4,}$',
         'items.packages[0].version: "1.1.0\\n" does not match ^[A-Za-z0-9][A-Za-z0-9.+~:_-]*$',
@@ -125,11 +128,11 @@ def test_unknown_field_names_are_printed_escaped(valid):
 
 
 def test_id_problem_names_the_lookalike_character():
-    assert cr.id_problem(f"{CYRILLIC_A}gus", cr.PERSON_ID_PATTERN) == (
+    assert characters.id_problem(f"{CYRILLIC_A}gus", schema.PERSON_ID_PATTERN) == (
         r'"\u0430gus" contains U+0430 CYRILLIC SMALL LETTER A at position 0; ids are plain ASCII matching '
         r"^[a-z][a-z0-9._-]{0,63}$")
-    assert cr.id_problem("budi", cr.PERSON_ID_PATTERN) is None
-    assert cr.id_problem("budi\n", cr.PERSON_ID_PATTERN).startswith(r'"budi\n" contains U+000A')
+    assert characters.id_problem("budi", schema.PERSON_ID_PATTERN) is None
+    assert characters.id_problem("budi\n", schema.PERSON_ID_PATTERN).startswith(r'"budi\n" contains U+000A')
 
 
 @BOUNDED
@@ -137,7 +140,7 @@ def test_id_problem_names_the_lookalike_character():
 def test_property_person_id_accepted_iff_plain_ascii_full_match(value):
     accepted = policy.id_problem(value, "person") is None
     assert accepted == bool(ASCII_ID.fullmatch(value))
-    assert cr.pattern_matches(cr.PERSON_ID_PATTERN, value) == bool(ASCII_ID.fullmatch(value))
+    assert validator.pattern_matches(schema.PERSON_ID_PATTERN, value) == bool(ASCII_ID.fullmatch(value))
 
 
 @BOUNDED
