@@ -32,16 +32,12 @@ description:
 author:
   - itsop.change engineers (@itsop)
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The module only reads; it watches the same way in check mode.
-  diff_mode:
-    support: none
   platform:
-    support: full
-    platforms: posix
     details: Linux with C(/proc); service and journal checks need systemd.
 options:
   duration_seconds:
@@ -219,130 +215,8 @@ thresholds:
   type: dict
 '''
 
-import os  # noqa: E402
-import time  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.common.text.converters import to_native  # noqa: E402
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError  # noqa: E402
-from ansible.module_utils.urls import open_url  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.health import (  # noqa: E402
-    availability_lost,
-    evaluate,
-    sample_events,
-    summarize,
-)
-
-
-def utc(ts=None):
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))
-
-
-def http_sample(params):
-    start = time.monotonic()
-    status = None
-    error = None
-    try:
-        resp = open_url(params['http_url'], method='GET', timeout=params['http_timeout'],
-                        validate_certs=params['validate_certs'], follow_redirects='none')
-        status = resp.getcode()
-        resp.read()
-    except HTTPError as exc:
-        status = exc.code
-    except (URLError, OSError, ValueError) as exc:
-        error = to_native(getattr(exc, 'reason', exc))
-    latency = (time.monotonic() - start) * 1000.0
-    ok = status in params['http_status']
-    return dict(http_ok=ok, http_status=status, http_error=error, latency_ms=round(latency, 2))
-
-
-def service_sample(module, systemctl, service):
-    out = module.run_command([systemctl, 'show', service,
-                              '--property=ActiveState,SubState,NRestarts,LoadState'])[1]
-    props = {}
-    for line in out.splitlines():
-        key, _sep, value = line.partition('=')
-        props[key] = value
-    restarts = props.get('NRestarts')
-    return dict(
-        service_active=props.get('ActiveState') == 'active',
-        service_state='%s/%s' % (props.get('ActiveState'), props.get('SubState')),
-        service_load_state=props.get('LoadState'),
-        restarts=int(restarts) if restarts and restarts.isdigit() else None,
-    )
-
-
-def journal_errors(module, journalctl, service, since, priority):
-    rc, out = module.run_command([journalctl, '--unit', service, '--priority', priority,
-                                  '--since', '@%d' % int(since), '--output', 'cat', '--no-pager', '--quiet'])[:2]
-    if rc != 0:
-        return None
-    return len([line for line in out.splitlines() if line.strip()])
-
-
-def resources(disk_paths):
-    out = dict(load1=None, mem_available_pct=None, disk_used_pct={})
-    try:
-        out['load1'] = os.getloadavg()[0]
-    except OSError:
-        pass
-    try:
-        mem = {}
-        with open('/proc/meminfo') as fh:
-            for line in fh:
-                key, _sep, value = line.partition(':')
-                mem[key] = int(value.split()[0])
-        if mem.get('MemTotal'):
-            avail = mem.get('MemAvailable', mem.get('MemFree', 0))
-            out['mem_available_pct'] = round(100.0 * avail / mem['MemTotal'], 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    for path in disk_paths:
-        try:
-            st = os.statvfs(path)
-        except OSError:
-            continue
-        total = st.f_blocks * st.f_frsize
-        if total:
-            used = (st.f_blocks - st.f_bfree) * st.f_frsize
-            # like df: used / (used + available to unprivileged users)
-            avail = st.f_bavail * st.f_frsize
-            out['disk_used_pct'][path] = round(100.0 * used / (used + avail), 1) if used + avail else 0.0
-    return out
-
-
-def certain_breach(samples, planned, restarts0, thresholds):
-    last = samples[-1]
-    if thresholds.get('max_restarts') is not None and last.get('restarts') is not None \
-            and last['restarts'] - restarts0 > thresholds['max_restarts']:
-        return True
-    if thresholds.get('max_journal_errors') is not None and last.get('journal_errors') is not None \
-            and last['journal_errors'] > thresholds['max_journal_errors']:
-        return True
-    return availability_lost(samples, planned, thresholds.get('availability_pct'))
-
-
-def first_seen(samples, metric, restarts0, thresholds):
-    """UTC time of the first sample at which a breach of ``metric`` showed."""
-    for s in samples:
-        if metric == 'availability_pct' and (s.get('http_ok') is False or s.get('service_active') is False):
-            return s['t']
-        if metric == 'max_restarts' and s.get('restarts') is not None \
-                and s['restarts'] - restarts0 > thresholds[metric]:
-            return s['t']
-        if metric == 'max_journal_errors' and (s.get('journal_errors') or 0) > thresholds[metric]:
-            return s['t']
-        if metric == 'p95_latency_ms' and (s.get('latency_ms') or 0) > thresholds[metric]:
-            return s['t']
-        if metric == 'max_load1' and (s.get('load1') or 0) > thresholds[metric]:
-            return s['t']
-        if metric == 'min_mem_available_pct' and s.get('mem_available_pct') is not None \
-                and s['mem_available_pct'] < thresholds[metric]:
-            return s['t']
-        disks = (s.get('disk_used_pct') or {}).values()
-        if metric == 'max_disk_used_pct' and any(v > thresholds[metric] for v in disks):
-            return s['t']
-    return None
+from ansible_collections.itsop.change.plugins.module_utils._health.watch import option_errors, watch  # noqa: E402
 
 
 def main():
@@ -372,74 +246,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    errors = []
-    if p['duration_seconds'] < 0:
-        errors.append('duration_seconds must be 0 or more (got %d)' % p['duration_seconds'])
-    if p['interval_seconds'] < 1:
-        errors.append('interval_seconds must be at least 1 (got %d)' % p['interval_seconds'])
-    if p['http_timeout'] < 1:
-        errors.append('http_timeout must be at least 1 (got %d)' % p['http_timeout'])
-    if not p['http_url'] and not p['service']:
-        errors.append('nothing to watch: give http_url, service or both')
+    errors = option_errors(p)
     if errors:
         module.fail_json(msg='invalid options: ' + '; '.join(errors))
-    thresholds = p['thresholds'] or {}
-
-    systemctl = journalctl = None
-    restarts0 = 0
-    if p['service']:
-        systemctl = module.get_bin_path('systemctl', required=True)
-        journalctl = module.get_bin_path('journalctl')
-        first = service_sample(module, systemctl, p['service'])
-        if first['service_load_state'] in ('not-found', None):
-            module.fail_json(msg='service %s is not known to systemd on this host (LoadState=%s)'
-                             % (p['service'], first['service_load_state']))
-        restarts0 = first['restarts'] or 0
-
-    started = time.time()
-    planned = p['duration_seconds'] // p['interval_seconds'] + 1
-    deadline = time.monotonic() + p['duration_seconds']
-    samples = []
-    stopped_early = False
-    while True:
-        tick = time.monotonic()
-        sample = dict(t=utc(), http_ok=None, http_status=None, http_error=None, latency_ms=None,
-                      service_active=None, service_state=None, restarts=None, journal_errors=None)
-        if p['http_url']:
-            sample.update(http_sample(p))
-        if systemctl:
-            svc = service_sample(module, systemctl, p['service'])
-            svc.pop('service_load_state', None)
-            sample.update(svc)
-            if journalctl:
-                sample['journal_errors'] = journal_errors(module, journalctl, p['service'], started,
-                                                          p['journal_priority'])
-        sample.update(resources(p['disk_paths']))
-        samples.append(sample)
-        if p['stop_on_breach'] and certain_breach(samples, planned, restarts0, thresholds):
-            stopped_early = time.monotonic() < deadline
-            break
-        next_tick = tick + p['interval_seconds']
-        if next_tick > deadline:
-            break
-        time.sleep(max(0.0, next_tick - time.monotonic()))
-
-    summary = summarize(samples, restarts_at_start=restarts0)
-    breaches = evaluate(summary, thresholds)
-    for breach in breaches:
-        breach['first_seen'] = first_seen(samples, breach['metric'], restarts0, thresholds)
-    module.exit_json(
-        changed=False,
-        healthy=not breaches,
-        summary=summary,
-        breaches=breaches,
-        events=sample_events(samples),
-        samples=samples[-p['max_samples_returned']:] if p['max_samples_returned'] > 0 else [],
-        started_at=utc(started),
-        ended_at=utc(),
-        stopped_early=stopped_early,
-        thresholds=dict((k, v) for k, v in thresholds.items() if v is not None),
-    )
+    module.exit_json(changed=False, **watch(module, p))
 
 
 if __name__ == '__main__':

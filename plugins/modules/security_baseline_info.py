@@ -32,16 +32,12 @@ description:
 author:
   - itsop.change engineers (@itsop)
 extends_documentation_fragment:
+  - itsop.change.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The module only reads; it does the same in check mode.
-  diff_mode:
-    support: none
   platform:
-    support: full
-    platforms: posix
     details: Linux with C(/proc) and systemd; units are skipped when C(systemctl) is missing.
 options:
   files:
@@ -206,255 +202,12 @@ comparison:
       type: dict
 '''
 
-import grp  # noqa: E402
-import hashlib  # noqa: E402
-import os  # noqa: E402
-import pwd  # noqa: E402
-import socket  # noqa: E402
-import stat  # noqa: E402
-import time  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils.security_compare import (  # noqa: E402
-    CompareError,
-    compare,
-    parse_declared_port,
-    validate_rules,
+from ansible_collections.itsop.change.plugins.module_utils._baseline.snapshot import (  # noqa: E402
+    option_errors,
+    take_snapshot,
 )
-
-_TCP_LISTEN = '0A'
-_UDP_UNCONN = '07'
-
-
-def _hex_addr(text, v6):
-    raw = bytes.fromhex(text)
-    if v6:
-        # four little-endian 32-bit words
-        raw = b''.join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-        return socket.inet_ntop(socket.AF_INET6, raw)
-    return socket.inet_ntop(socket.AF_INET, raw[::-1])
-
-
-def _socket_owners():
-    owners = {}
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        fd_dir = '/proc/%s/fd' % pid
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if target.startswith('socket:['):
-                inode = target[8:-1]
-                if inode not in owners:
-                    try:
-                        with open('/proc/%s/comm' % pid) as fh:
-                            comm = fh.read().strip()
-                    except OSError:
-                        comm = None
-                    owners[inode] = (int(pid), comm)
-    return owners
-
-
-def listening_sockets():
-    owners = _socket_owners()
-    out = []
-    for proto in ('tcp', 'tcp6', 'udp', 'udp6'):
-        path = '/proc/net/%s' % proto
-        try:
-            with open(path) as fh:
-                lines = fh.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 10:
-                continue
-            state = parts[3]
-            if proto.startswith('tcp') and state != _TCP_LISTEN:
-                continue
-            if proto.startswith('udp') and state != _UDP_UNCONN:
-                continue
-            addr, port = parts[1].split(':')
-            pid, comm = owners.get(parts[9], (None, None))
-            out.append(dict(proto=proto.rstrip('6'), family='ipv6' if proto.endswith('6') else 'ipv4',
-                            address=_hex_addr(addr, proto.endswith('6')), port=int(port, 16),
-                            process=comm, pid=pid))
-    out.sort(key=lambda e: (e['proto'], e['port'], e['address']))
-    return out
-
-
-def enabled_units(module):
-    systemctl = module.get_bin_path('systemctl')
-    if not systemctl:
-        return None
-    rc, out, err = module.run_command([systemctl, 'list-unit-files', '--state=enabled',
-                                       '--type=service,socket,timer', '--no-legend', '--no-pager'])
-    if rc != 0:
-        module.fail_json(msg='systemctl list-unit-files failed (rc=%d): %s' % (rc, err.strip()))
-    return sorted(line.split()[0] for line in out.splitlines() if line.strip())
-
-
-def _name(getter, ident):
-    try:
-        return getter(ident)[0]
-    except KeyError:
-        return str(ident)
-
-
-def _walk(roots, excludes):
-    """Yield (path, lstat) for files and directories under roots, staying on each root's device."""
-    seen = set()
-    for root in roots:
-        try:
-            root_st = os.lstat(root)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(root_st.st_mode):
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            if any(dirpath == ex or dirpath.startswith(ex.rstrip('/') + '/') for ex in excludes):
-                dirnames[:] = []
-                continue
-            keep = []
-            for name in dirnames:
-                full = os.path.join(dirpath, name)
-                try:
-                    st = os.lstat(full)
-                except OSError:
-                    continue
-                if st.st_dev == root_st.st_dev and not stat.S_ISLNK(st.st_mode):
-                    keep.append(name)
-                    if full not in seen:
-                        seen.add(full)
-                        yield full, st
-            dirnames[:] = keep
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                if full in seen:
-                    continue
-                seen.add(full)
-                try:
-                    yield full, os.lstat(full)
-                except OSError:
-                    continue
-
-
-def _entry(path, st):
-    return dict(path=path, mode='%04o' % stat.S_IMODE(st.st_mode), owner=_name(pwd.getpwuid, st.st_uid),
-                group=_name(grp.getgrgid, st.st_gid))
-
-
-def setuid_files(roots, excludes):
-    out = []
-    for path, st in _walk(roots, excludes):
-        if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-            entry = _entry(path, st)
-            entry.update(setuid=bool(st.st_mode & stat.S_ISUID), setgid=bool(st.st_mode & stat.S_ISGID))
-            out.append(entry)
-    return sorted(out, key=lambda e: e['path'])
-
-
-def world_writable(roots, excludes):
-    out = []
-    for path, st in _walk(roots, excludes):
-        if stat.S_ISLNK(st.st_mode) or not st.st_mode & stat.S_IWOTH:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if st.st_mode & stat.S_ISVTX:
-                continue
-            kind = 'directory'
-        elif stat.S_ISREG(st.st_mode):
-            kind = 'file'
-        else:
-            continue
-        entry = _entry(path, st)
-        entry['type'] = kind
-        out.append(entry)
-    return sorted(out, key=lambda e: e['path'])
-
-
-def uid0_accounts():
-    names = []
-    with open('/etc/passwd') as fh:
-        for line in fh:
-            parts = line.rstrip('\n').split(':')
-            if len(parts) > 2 and parts[2].strip() == '0':
-                names.append(parts[0])
-    return sorted(names)
-
-
-def sudoers():
-    files = []
-    if os.path.isfile('/etc/sudoers'):
-        files.append('/etc/sudoers')
-    if os.path.isdir('/etc/sudoers.d'):
-        for name in sorted(os.listdir('/etc/sudoers.d')):
-            # sudo skips names ending in ~ or containing a dot
-            if name.endswith('~') or '.' in name:
-                continue
-            full = os.path.join('/etc/sudoers.d', name)
-            if os.path.isfile(full):
-                files.append(full)
-    digest = hashlib.sha256()
-    entries = []
-    for path in files:
-        with open(path, 'rb') as fh:
-            data = fh.read()
-        digest.update(path.encode() + b'\0' + data + b'\0')
-        for line in data.decode('utf-8', 'replace').splitlines():
-            text = ' '.join(line.split())
-            if not text:
-                continue
-            if text.startswith('#') and not (text.startswith('#include') or text.startswith('#includedir')):
-                continue
-            entries.append(text)
-    return dict(digest=digest.hexdigest(), entries=entries, files=files)
-
-
-def sshd_config(module):
-    sshd = module.get_bin_path('sshd', opt_dirs=['/usr/sbin', '/sbin'])
-    if not sshd:
-        return dict(present=False, config={}, error=None)
-    rc, out, err = module.run_command([sshd, '-T'])
-    if rc != 0:
-        return dict(present=True, config={}, error='sshd -T failed (rc=%d): %s' % (rc, err.strip()))
-    config = {}
-    for line in out.splitlines():
-        key, _sep, value = line.strip().partition(' ')
-        if not key:
-            continue
-        key = key.lower()
-        if key in config:
-            config[key] = config[key] + ',' + value
-        else:
-            config[key] = value
-    return dict(present=True, config=config, error=None)
-
-
-def file_info(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return dict(exists=False)
-    info = _entry(path, st)
-    info.pop('path')
-    info['exists'] = True
-    info['type'] = 'directory' if stat.S_ISDIR(st.st_mode) else 'file'
-    info['sha256'] = None
-    if stat.S_ISREG(st.st_mode):
-        digest = hashlib.sha256()
-        with open(path, 'rb') as fh:
-            for chunk in iter(lambda: fh.read(1024 * 1024), b''):
-                digest.update(chunk)
-        info['sha256'] = digest.hexdigest()
-    return info
+from ansible_collections.itsop.change.plugins.module_utils.security_compare import CompareError, compare  # noqa: E402
 
 
 def main():
@@ -480,36 +233,11 @@ def main():
     )
     params = module.params
 
-    errors = validate_rules(params['rules'])
-    for index, port in enumerate(params['declared_ports']):
-        try:
-            parse_declared_port(port)
-        except CompareError as exc:
-            errors.append('declared_ports[%d]: %s' % (index, exc))
-    if params['baseline'] is not None and not isinstance(params['baseline'].get('listening'), list):
-        errors.append('baseline does not look like a snapshot of this module (no listening list)')
+    errors = option_errors(params)
     if errors:
         module.fail_json(msg='invalid options: ' + '; '.join(errors))
-
-    excludes = params['exclude_paths']
-    paths = list(params['files'])
-    for path in params['config_files'] + [r['path'] for r in params['rules'] if r.get('check') == 'file_mode']:
-        if path not in paths:
-            paths.append(path)
     try:
-        snapshot = dict(
-            schema=1,
-            captured_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-            hostname=socket.gethostname(),
-            listening=listening_sockets(),
-            services_enabled=enabled_units(module),
-            setuid_files=setuid_files(params['setuid_paths'], excludes),
-            world_writable=world_writable(params['world_writable_paths'], excludes),
-            uid0_accounts=uid0_accounts(),
-            sudoers=sudoers(),
-            sshd=sshd_config(module),
-            files=dict((path, file_info(path)) for path in paths),
-        )
+        snapshot = take_snapshot(module, params)
     except (OSError, IOError) as exc:
         module.fail_json(msg='cannot read the host state: %s' % exc)
 
