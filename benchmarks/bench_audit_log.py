@@ -91,7 +91,7 @@ def ara_callback_dir() -> str | None:
 def build_configs(work: Path, with_ara: bool) -> dict[str, dict]:
     key = work / "signing.pem"
     sys.path.insert(0, str(COLLECTIONS))
-    from ansible_collections.itsop.change.plugins.module_utils.audit_chain import write_keypair
+    from ansible_collections.itsop.change.plugins.module_utils._audit.keys import write_keypair
 
     write_keypair(str(key))
     configs: dict[str, dict] = {
@@ -227,7 +227,7 @@ def main() -> int:
         print(f"callback cost in-process: {per_result * 1e6:.0f} us per result; x {results_per_run} results = "
               f"{per_result * results_per_run:.2f} s = {share * 100:.1f} % of the default run's wall time")
         # the logs written must verify (a cheap callback that writes nothing would be pointless)
-        from ansible_collections.itsop.change.plugins.module_utils.audit_chain import find_logs, verify_log
+        from ansible_collections.itsop.change.plugins.module_utils._audit.verify import find_logs, verify_log
 
         logs = find_logs(str(work / "audit"))
         results = [verify_log(p, public_keys=[str(work / "signing.pem.pub")]) for p in logs]

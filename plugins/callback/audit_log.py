@@ -184,10 +184,10 @@ except ImportError:  # pragma: no cover - a later ansible-core may move it: inli
 _VAULT_FILES = {}
 _INCLUDE_VARS = frozenset(("include_vars", "ansible.builtin.include_vars", "ansible.legacy.include_vars"))
 
-from ansible_collections.itsop.change.plugins.module_utils.audit_chain import (  # noqa: E402
-    AuditLogError,
+from ansible_collections.itsop.change.plugins.module_utils._audit.chain import AuditLogError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._audit.redact import Redactor  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._audit.writer import (  # noqa: E402
     AuditWriter,
-    Redactor,
     controller_host,
     default_operator,
     ensure_log_dir,

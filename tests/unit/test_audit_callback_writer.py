@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.itsop.change.plugins.callback import audit_log
-from ansible_collections.itsop.change.plugins.module_utils import audit_chain as ac
+from ansible_collections.itsop.change.plugins.module_utils._audit import chain
+from ansible_collections.itsop.change.plugins.module_utils._audit import keys
+from ansible_collections.itsop.change.plugins.module_utils._audit import verify
+from ansible_collections.itsop.change.plugins.module_utils._audit import writer
 from tests.helpers import COLLECTIONS
 
 
@@ -25,7 +28,7 @@ def test_create_in_dir_makes_private_dir_and_file(tmp_path):
     logs = tmp_path / "audit" / "logs"
     old = os.umask(0o022)
     try:
-        w = ac.AuditWriter.create_in_dir(str(logs), run_id="r/1")
+        w = writer.AuditWriter.create_in_dir(str(logs), run_id="r/1")
     finally:
         os.umask(old)
     w.append({"type": "note"})
@@ -37,42 +40,42 @@ def test_create_in_dir_makes_private_dir_and_file(tmp_path):
     # <UTC yyyymmddThhmmssZ>-<run id, unsafe characters replaced>.jsonl
     name = path.name
     assert name.endswith("-r_1.jsonl") and name[8] == "T" and name[15] == "Z"
-    assert ac.verify_log(path).ok
+    assert verify.verify_log(path).ok
 
 
 def test_writer_refuses_existing_file_and_symlink(tmp_path):
     target = tmp_path / "log.jsonl"
     target.write_text("")
-    with pytest.raises(ac.AuditLogError, match="cannot create"):
-        ac.AuditWriter(target, run_id="x")
+    with pytest.raises(chain.AuditLogError, match="cannot create"):
+        writer.AuditWriter(target, run_id="x")
     link = tmp_path / "link.jsonl"
     link.symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(ac.AuditLogError):
-        ac.AuditWriter(link, run_id="x")
+    with pytest.raises(chain.AuditLogError):
+        writer.AuditWriter(link, run_id="x")
     assert not (tmp_path / "elsewhere").exists()
 
 
 def test_reserved_fields_and_missing_type_are_refused(tmp_path):
-    w = ac.AuditWriter(tmp_path / "l.jsonl", run_id="x")
-    with pytest.raises(ac.AuditLogError, match="writer-owned"):
+    w = writer.AuditWriter(tmp_path / "l.jsonl", run_id="x")
+    with pytest.raises(chain.AuditLogError, match="writer-owned"):
         w.append({"type": "x", "seq": 5})
-    with pytest.raises(ac.AuditLogError, match="needs a 'type'"):
+    with pytest.raises(chain.AuditLogError, match="needs a 'type'"):
         w.append({"host": "a"})
     w.close()
     w.close()  # idempotent
-    with pytest.raises(ac.AuditLogError, match="closed"):
+    with pytest.raises(chain.AuditLogError, match="closed"):
         w.append({"type": "late"})
     assert [r["type"] for r in records(tmp_path / "l.jsonl")] == ["checkpoint"]
 
 
 def test_bad_fsync_mode(tmp_path):
-    with pytest.raises(ac.AuditLogError, match="fsync must be one of"):
-        ac.AuditWriter(tmp_path / "l.jsonl", fsync="sometimes")
+    with pytest.raises(chain.AuditLogError, match="fsync must be one of"):
+        writer.AuditWriter(tmp_path / "l.jsonl", fsync="sometimes")
 
 
 @pytest.mark.parametrize("fsync", ["always", "checkpoint", "never"])
 def test_periodic_and_final_checkpoints(tmp_path, fsync):
-    w = ac.AuditWriter(tmp_path / "l.jsonl", run_id="x", checkpoint_every=4, fsync=fsync,
+    w = writer.AuditWriter(tmp_path / "l.jsonl", run_id="x", checkpoint_every=4, fsync=fsync,
                        stamp={"stage": "2"})
     for i in range(9):
         w.append({"type": "result", "i": i, "stage": "3" if i == 0 else "2"})
@@ -82,11 +85,11 @@ def test_periodic_and_final_checkpoints(tmp_path, fsync):
     assert [c["count"] for c in cps] == [4, 9, 11]
     assert [c["final"] for c in cps] == [False, False, True]
     assert recs[0]["stage"] == "3" and recs[1]["stage"] == "2"  # record fields win over the stamp
-    assert ac.verify_log(tmp_path / "l.jsonl").ok
+    assert verify.verify_log(tmp_path / "l.jsonl").ok
 
 
 def test_stamp_can_change_during_a_run(tmp_path):
-    w = ac.AuditWriter(tmp_path / "l.jsonl", run_id="x", stamp={"change_id": None})
+    w = writer.AuditWriter(tmp_path / "l.jsonl", run_id="x", stamp={"change_id": None})
     w.append({"type": "a"})
     w.stamp["change_id"] = "CR-9"
     w.append({"type": "b"})
@@ -97,23 +100,23 @@ def test_stamp_can_change_during_a_run(tmp_path):
 def test_resume_continues_the_chain_and_refuses_broken_logs(tmp_path):
     path = tmp_path / "l.jsonl"
     priv = tmp_path / "k.pem"
-    ac.write_keypair(str(priv))
-    w = ac.AuditWriter(path, run_id="x", signing_key=str(priv))
+    keys.write_keypair(str(priv))
+    w = writer.AuditWriter(path, run_id="x", signing_key=str(priv))
     w.append({"type": "task"})
     w.close()
-    w = ac.AuditWriter.resume(path, public_keys=[str(priv) + ".pub"], signing_key=str(priv))
+    w = writer.AuditWriter.resume(path, public_keys=[str(priv) + ".pub"], signing_key=str(priv))
     w.append({"type": "approval", "by": "it-manager"})
     w.close()
-    res = ac.verify_log(path, public_keys=[str(priv) + ".pub"])
+    res = verify.verify_log(path, public_keys=[str(priv) + ".pub"])
     assert res.ok and res.records == 4 and res.signed_checkpoints == 2
     # an incomplete log cannot be resumed
     path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
-    with pytest.raises(ac.AuditLogError, match="no end-of-run checkpoint"):
-        ac.AuditWriter.resume(path)
+    with pytest.raises(chain.AuditLogError, match="no end-of-run checkpoint"):
+        writer.AuditWriter.resume(path)
 
 
 def test_busy_flag_is_set_only_while_writing(tmp_path):
-    w = ac.AuditWriter(tmp_path / "l.jsonl", run_id="x")
+    w = writer.AuditWriter(tmp_path / "l.jsonl", run_id="x")
     seen = []
 
     class Probe(dict):
@@ -129,7 +132,7 @@ def test_busy_flag_is_set_only_while_writing(tmp_path):
 WRITER_SCRIPT = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-from ansible_collections.itsop.change.plugins.module_utils.audit_chain import AuditWriter
+from ansible_collections.itsop.change.plugins.module_utils._audit.writer import AuditWriter
 w = AuditWriter(sys.argv[1], run_id="killed", fsync="never", checkpoint_every=0)
 big = "x" * (48 * 1024 * 1024)
 w.append({"type": "run_start"})
@@ -173,7 +176,7 @@ def test_kill_9_during_an_append_leaves_verifiable_prefix_and_torn_tail(tmp_path
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
-        res = ac.verify_log(path)
+        res = verify.verify_log(path)
         assert res.status in ("torn_tail", "incomplete"), res.summary()
         assert res.records >= 1  # the prefix verified record by record
         if res.status == "torn_tail":
