@@ -42,16 +42,14 @@ from ansible_collections.itsop.change.plugins.module_utils._artifact.gpg import 
     GpgVerifier,
     normalize_fingerprint,
 )
-from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack import printable
+from ansible_collections.itsop.change.plugins.module_utils._artifact.text import printable
+from ansible_collections.itsop.change.plugins.module_utils._artifact.unpack import Unpacker
 from ansible_collections.itsop.change.plugins.module_utils._artifact.verdict import (
     VERDICT_FAIL,
     VERDICT_NOT_REQUESTED,
     VERDICT_OK,
-    VerifyError,
-)
-from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack import (
-    Unpacker,
     UnpackError,
+    VerifyError,
 )
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
     InputError,

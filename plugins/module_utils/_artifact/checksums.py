@@ -14,7 +14,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.itsop.change.plugins.module_utils._artifact.digest import DIGEST_LENGTHS
-from ansible_collections.itsop.change.plugins.module_utils.artifact_unpack import printable
+from ansible_collections.itsop.change.plugins.module_utils._artifact.text import printable
 from ansible_collections.itsop.change.plugins.module_utils._artifact.verdict import VerifyError
 
 

@@ -33,191 +33,35 @@ import bz2
 import gzip
 import lzma
 import os
-import re
 import shutil
 import stat
 import struct
-import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 import zipfile
 import zlib
 
-COPY_CHUNK = 1024 * 1024
+from ansible_collections.itsop.change.plugins.module_utils._artifact.formats import (
+    ARCHIVE_SUFFIXES,
+    UNSUPPORTED_FORMATS,
+    sniff,
+    zip_declared_entries,
+)
+from ansible_collections.itsop.change.plugins.module_utils._artifact.streams import (
+    COPY_CHUNK,
+    MAX_HEADER_BYTES,
+    Chain,
+    ForwardReader,
+    Limited,
+    ZstdReader,
+)
+from ansible_collections.itsop.change.plugins.module_utils._artifact.text import printable
+from ansible_collections.itsop.change.plugins.module_utils._artifact.verdict import UnpackError
+
+
 # Containers listed in the evidence (the count is always complete).
 MAX_LISTED_CONTAINERS = 100
-# Largest single header read (tar pax/long-name headers, RPM header store): larger is refused.
-MAX_HEADER_BYTES = 16 * 1024 * 1024
-
-_UNPRINTABLE_RE = re.compile(u'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
-
-
-class UnpackError(Exception):
-    """An artifact (or a member) could not be unpacked completely; the message says where."""
-
-
-def printable(text, limit=200):
-    """``text`` safe for a terminal or a page: control and bidi characters escaped, bounded."""
-    if isinstance(text, bytes):
-        text = text.decode('utf-8', 'backslashreplace')
-    text = _UNPRINTABLE_RE.sub(lambda m: '\\u%04x' % ord(m.group(0)), text)
-    text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-# zstd skippable frames (magic 0x184D2A50-0x184D2A5F, little-endian) may precede the data.
-_ZSTD_SKIPPABLE = tuple(bytes([b]) for b in range(0x50, 0x60))
-# Names that promise a container: content with such a name that is none of the known formats
-# fails closed instead of being passed to the scanner as opaque bytes.
-ARCHIVE_SUFFIXES = ('.deb', '.udeb', '.ipk', '.rpm', '.tar', '.tgz', '.tbz', '.tbz2', '.txz', '.tzst',
-                    '.gz', '.bz2', '.xz', '.zst', '.lzma', '.cpio', '.zip')
-
-
-# Compressors that tar or other consumers decode but neither this module nor ClamAV does: their
-# content cannot be scanned, so they fail closed wherever they appear.
-_UNSUPPORTED_MAGIC = ((b'LZIP', 'lzip'), (b'\x89LZO\x00\r\n\x1a\n', 'lzop'), (b'\x1f\x9d', 'compress'),
-                      (b'\x04\x22\x4d\x18', 'lz4'))
-UNSUPPORTED_FORMATS = tuple(name for _magic, name in _UNSUPPORTED_MAGIC)
-
-
-def sniff(head, hint=''):
-    """Container format of data starting with ``head`` (at least 512 bytes when available)."""
-    if head.startswith(b'!<arch>\n'):
-        return 'ar'
-    if head.startswith(b'!<thin>\n'):
-        return 'ar-thin'
-    if head.startswith(b'\xed\xab\xee\xdb'):
-        return 'rpm'
-    if head.startswith(b'\x1f\x8b'):
-        return 'gzip'
-    if head.startswith(b'BZh') and head[3:4].isdigit():
-        return 'bzip2'
-    if head.startswith(b'\xfd7zXZ\x00'):
-        return 'xz'
-    if head.startswith(b'\x28\xb5\x2f\xfd') or (head[:1] in _ZSTD_SKIPPABLE and head[1:4] == b'\x2a\x4d\x18'):
-        return 'zstd'
-    if hint.lower().endswith('.lzma') and head[:1] == b'\x5d':
-        return 'lzma'
-    for magic, name in _UNSUPPORTED_MAGIC:
-        if head.startswith(magic):
-            return name
-    if head.startswith(b'PK\x03\x04') or head.startswith(b'PK\x05\x06'):
-        return 'zip'
-    if head[:6] in (b'070701', b'070702', b'070707'):
-        return 'cpio'
-    if _looks_like_tar(head):
-        return 'tar'
-    return None
-
-
-def _looks_like_tar(head):
-    if len(head) < 512:
-        return False
-    block = head[:512]
-    if block[257:262] == b'ustar':
-        return True
-    try:
-        stored = int(block[148:156].replace(b'\x00', b' ').strip() or b'x', 8)
-    except ValueError:
-        return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    return stored == unsigned and any(block[:100])
-
-
-class _Forward:
-    """``tell``/``seek``/``seekable`` of a forward-only reader (``read`` and ``pos`` by the subclass):
-    a seek ahead reads and drops, a seek back or from the end is refused."""
-
-    label = 'stream'
-
-    def tell(self):
-        return self.pos
-
-    def seek(self, offset, whence=0):
-        if whence == 1:
-            offset += self.pos
-        elif whence != 0:
-            raise UnpackError('%s: cannot seek from the end of a stream' % self.label)
-        if offset < self.pos:
-            raise UnpackError('%s: backwards seek in a stream' % self.label)
-        while self.pos < offset:
-            if not self.read(min(COPY_CHUNK, offset - self.pos)):
-                break
-        return self.pos
-
-    def seekable(self):
-        return False
-
-
-class _ForwardReader(_Forward):
-    """A forward-only, bounded file object over a decompressing (or plain) reader.
-
-    ``tarfile`` in ``r:`` mode reads headers with one ``read(size)`` call: a request above
-    ``MAX_HEADER_BYTES`` is refused instead of allocating it. Every byte read counts against
-    ``budget`` (the unpacker's remaining byte allowance, checked by ``check``).
-    """
-
-    def __init__(self, raw, label, check):
-        self.raw = raw
-        self.pos = 0
-        self.label = label
-        self.check = check
-
-    def read(self, size=-1):
-        if size is None or size < 0:
-            raise UnpackError('%s: unbounded read refused' % self.label)
-        if size > MAX_HEADER_BYTES and size > COPY_CHUNK:
-            raise UnpackError('%s: a single header of %d bytes is larger than %d bytes'
-                              % (self.label, size, MAX_HEADER_BYTES))
-        out = []
-        want = size
-        while want > 0:
-            chunk = self.raw.read(min(want, COPY_CHUNK))
-            if not chunk:
-                break
-            out.append(chunk)
-            want -= len(chunk)
-            self.check(0, len(chunk))
-        data = b''.join(out)
-        self.pos += len(data)
-        return data
-
-
-class _ZstdReader:
-    """``zstd -dc`` as a reader of the file ``fd`` from its current offset (killed on close)."""
-
-    def __init__(self, fd, binary, deadline):
-        self.proc = subprocess.Popen([binary, '-dcq', '--no-progress'], stdin=fd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, close_fds=True)
-        delay = max(0.0, deadline - time.monotonic())
-        self.timer = threading.Timer(delay, self._kill)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _kill(self):
-        try:
-            self.proc.kill()
-        except OSError:
-            pass
-
-    def read(self, size):
-        return self.proc.stdout.read(size)
-
-    def close(self, check=False):
-        self.timer.cancel()
-        if self.proc.poll() is None and not check:
-            self._kill()
-        try:
-            self.proc.stdout.close()
-        except OSError:
-            pass
-        err = self.proc.stderr.read(4096).decode('utf-8', 'replace').strip()
-        self.proc.stderr.close()
-        rc = self.proc.wait()
-        if check and rc != 0:
-            raise UnpackError('zstd failed (exit %d): %s' % (rc, err[-300:] or 'no message'))
 
 
 class Unpacker:
@@ -390,7 +234,7 @@ class Unpacker:
             dup = os.dup(fd)
             try:
                 os.lseek(dup, offset, os.SEEK_SET)
-                reader = _ZstdReader(dup, binary, self.deadline)
+                reader = ZstdReader(dup, binary, self.deadline)
             finally:
                 os.close(dup)
             return reader, reader.close
@@ -420,7 +264,7 @@ class Unpacker:
         reader, closer = self._decompressor(fd, offset, fmt)
         ok = False
         try:
-            fwd = _ForwardReader(reader, display, self._check)
+            fwd = ForwardReader(reader, display, self._check)
             if fmt in ('tar', 'cpio'):
                 inner = fmt
                 head = b''
@@ -429,7 +273,7 @@ class Unpacker:
                 inner = sniff(head)
                 if payload_format == 'cpio' and inner != 'cpio':
                     raise UnpackError('RPM payload is not a cpio archive')
-            chained = _Chain(head, fwd)
+            chained = Chain(head, fwd)
             if inner == 'tar':
                 self._tar(chained, display, depth)
             elif inner == 'cpio':
@@ -522,7 +366,7 @@ class Unpacker:
             if not chunk:
                 return
             if chunk.strip(b'\x00'):
-                self._child(_Chain(chunk, reader), '%s!<data after the end of the archive>' % display, depth)
+                self._child(Chain(chunk, reader), '%s!<data after the end of the archive>' % display, depth)
                 return
 
     def _cpio(self, reader, display, depth):
@@ -566,14 +410,14 @@ class Unpacker:
                 return
             member_display = '%s!%s' % (display, printable(name))
             if stat.S_ISREG(mode) and filesize > 0:
-                self._child(_Limited(reader, filesize), member_display, depth, expected=filesize,
+                self._child(Limited(reader, filesize), member_display, depth, expected=filesize,
                             hint=printable(name))
             elif filesize:
                 reader.read(filesize)  # symlink target: no content to scan
             reader.read(data_pad)
 
     def _zip(self, fd, display, depth):
-        declared = _zip_declared_entries(fd)
+        declared = zip_declared_entries(fd)
         if declared is not None and self.count + declared > self.max_members:
             raise UnpackError('zip declares %d entries, more than %d members (max_files)'
                               % (declared, self.max_members))
@@ -627,62 +471,3 @@ class Unpacker:
         if fmt not in ('gzip', 'bzip2', 'xz', 'lzma', 'zstd', 'cpio'):
             raise UnpackError('unsupported RPM payload (compressor %r)' % printable(compressor))
         self._stream(fd, pos, fmt, display + '!<payload>', depth, payload_format='cpio')
-
-
-def _zip_declared_entries(fd):
-    """Entry count from a zip's end-of-central-directory record (zip64 too), or None.
-
-    Read before ``zipfile`` builds one object per central-directory entry in memory.
-    """
-    size = os.fstat(fd).st_size
-    tail_len = min(size, 65536 + 22)
-    tail = os.pread(fd, tail_len, size - tail_len)
-    pos = tail.rfind(b'PK\x05\x06')
-    if pos < 0 or pos + 22 > len(tail):
-        return None
-    count = struct.unpack('<H', tail[pos + 10:pos + 12])[0]
-    if count != 0xFFFF:
-        return count
-    locator = pos - 20
-    if locator < 0 or tail[locator:locator + 4] != b'PK\x06\x07':
-        return None
-    eocd64 = struct.unpack('<Q', tail[locator + 8:locator + 16])[0]
-    record = os.pread(fd, 56, eocd64)
-    if len(record) < 56 or record[:4] != b'PK\x06\x06':
-        return None
-    return struct.unpack('<Q', record[32:40])[0]
-
-
-class _Chain(_Forward):
-    """``head`` bytes followed by ``rest`` (a reader), as one forward reader with ``tell``."""
-
-    def __init__(self, head, rest):
-        self.head = head
-        self.rest = rest
-        self.pos = 0
-
-    def read(self, size=-1):
-        if size is None or size < 0:
-            raise UnpackError('unbounded read refused')
-        out = b''
-        if self.pos < len(self.head):
-            out = self.head[self.pos:self.pos + size]
-        if len(out) < size:
-            out += self.rest.read(size - len(out))
-        self.pos += len(out)
-        return out
-
-
-class _Limited:
-    """At most ``size`` bytes of ``reader``."""
-
-    def __init__(self, reader, size):
-        self.reader = reader
-        self.left = size
-
-    def read(self, size):
-        if self.left <= 0:
-            return b''
-        data = self.reader.read(min(size, self.left))
-        self.left -= len(data)
-        return data
