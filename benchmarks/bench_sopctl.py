@@ -28,11 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "controller"))
 
+from sopctl.stage_table import PLAYBOOK_STAGES  # noqa: E402
+from sopctl.stage_table import stage as stage_record  # noqa: E402
+
 from tests.fixtures.sopctl.world import TEST_PLAYBOOKS, World  # noqa: E402
 
-STAGES = ["1", "2", "3", "4", "5"]
-FILES = {"1": "stage1_plan.yml", "2": "stage2_prepare.yml", "3": "stage3_execute.yml", "4": "stage4_validate.yml",
-         "5": "stage5_golive.yml"}
+STAGES = list(PLAYBOOK_STAGES)  # the stages sopctl runs as playbooks, from the one stage table
 
 
 def direct_round(world: World, playbook_dir: Path, inventory: Path, cr: dict, work: Path) -> float:
@@ -52,8 +53,8 @@ def direct_round(world: World, playbook_dir: Path, inventory: Path, cr: dict, wo
                    PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
         t = time.perf_counter()
         proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), "-e",
-                               f"@{ev}", str(playbook_dir / FILES[stage])], env=env, capture_output=True,
-                              text=True, check=False)
+                               f"@{ev}", str(playbook_dir / stage_record(stage).playbook)], env=env,
+                              capture_output=True, text=True, check=False)
         total += time.perf_counter() - t
         if proc.returncode:
             sys.exit(f"direct stage {stage} failed:\n{proc.stdout[-3000:]}")

@@ -113,6 +113,30 @@ def identity_path() -> Path:
     return base / "sopctl" / "identity.yml"
 
 
+class Actor:
+    """Who acts: the identity file of the person running sopctl, loaded when first needed.
+
+    The command line resolves the path once at its edge (:meth:`from_environment`: ``SOPCTL_IDENTITY``,
+    else ``$XDG_CONFIG_HOME/sopctl/identity.yml``) and passes the actor to the engine. An actor
+    made without a path (in-process callers, the tests) looks the path up when it is asked.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._identity: Identity | None = None
+
+    @classmethod
+    def from_environment(cls) -> Actor:
+        return cls(identity_path())
+
+    def identity(self) -> Identity:
+        if self.path is None:
+            return load_identity()
+        if self._identity is None:
+            self._identity = load_identity(self.path)
+        return self._identity
+
+
 #: largest identity file and private key file accepted (bytes)
 IDENTITY_LIMIT = 16 * 1024
 
@@ -206,3 +230,40 @@ def verify_decision(row: dict[str, Any], roster_pem: bytes | None) -> bool:
     except (InvalidSignature, ValueError, SopctlError):
         return False
     return True
+
+
+#: outcome of checking one stored decision against a roster (see :func:`check_decision`)
+SIG_VALID = "valid"
+SIG_NOT_IN_ROSTER = "not_in_roster"
+SIG_NO_KEY = "no_key"
+SIG_OTHER_KEY = "other_key"
+SIG_INVALID = "invalid"
+
+
+def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None,
+                   roster_name: str = "the roster") -> tuple[str, str]:
+    """Check a stored decision's signature against the signer's roster entry; ``(status, reason)``.
+
+    Only :data:`SIG_VALID` counts. The other outcomes say *why* not, so that an approver taken
+    out of the roster after signing (:data:`SIG_NOT_IN_ROSTER`: nothing to check the signature
+    with) or a person whose key was replaced (:data:`SIG_OTHER_KEY`) is not reported as a
+    tampered decision (:data:`SIG_INVALID`: the signature does not verify with the key that
+    signed it according to the roster).
+    """
+    who = row.get("person")
+    if not in_roster:
+        return SIG_NOT_IN_ROSTER, (f"signer {who} is not in {roster_name}: removed from the roster after signing "
+                                   "(or never in it), so its signature cannot be checked")
+    if not pem:
+        return SIG_NO_KEY, f"the roster has no public key for {who}: the signature cannot be checked"
+    if verify_decision(row, pem):
+        return SIG_VALID, "signature verified"
+    try:
+        current = key_id(load_public_pem(pem, str(who)))
+    except SopctlError as exc:
+        return SIG_NO_KEY, f"the roster's public key for {who} is unusable ({exc}): the signature cannot be checked"
+    if row.get("key_id") and row.get("key_id") != current:
+        return SIG_OTHER_KEY, (f"signed with key {row.get('key_id')}, but the roster now lists key {current} for "
+                               f"{who} (key replaced after signing, or a decision signed by another key): "
+                               "the signature does not verify with the roster's key")
+    return SIG_INVALID, f"signature does not verify with {who}'s public key (decision edited or forged)"

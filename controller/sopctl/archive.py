@@ -18,7 +18,7 @@
 * ``MANIFEST.json``: SHA-256 and size of every other member, and ``MANIFEST.sig``: Ed25519
   signature of the controller key over ``b"sopctl.archive.manifest.v1\\0" + MANIFEST.json``.
 
-The controller key is ``SOPCTL_HOME/keys/controller.key`` (0600, created on first use) with
+The controller key (:mod:`sopctl.keys`) is ``SOPCTL_HOME/keys/controller.key`` (0600, created on first use) with
 ``controller.pub`` beside it. :func:`verify_archive` checks an archive with nothing but the
 archive and the pinned public keys (and optionally a pinned roster).
 
@@ -34,7 +34,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import socket
 import tarfile
 import tempfile
@@ -44,99 +43,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from . import __version__
 from . import approvals as ap
+from .approvals import SIG_VALID, check_decision
 from .changelog import chain
 from .collection import ensure_importable
 from .errors import SopctlError, naming
+from .keys import controller_key, retention_setting
 from .store import private_dir, utc_now
 
 MANIFEST = "MANIFEST.json"
 SIGNATURE = "MANIFEST.sig"
 MANIFEST_DOMAIN = b"sopctl.archive.manifest.v1\x00"
 ARCHIVE_FORMAT = "sopctl.archive.v1"
-DEFAULT_RETENTION = "10y"
 RUNNER_KEEP = ("status", "rc")
 EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
-
-
-# ------------------------------------------------------------------------------ keys and settings
-def controller_key_paths(home: Path) -> tuple[Path, Path]:
-    keys = private_dir(home / "keys")
-    return keys / "controller.key", keys / "controller.pub"
-
-
-def controller_key(home: Path):
-    """Load (or create, 0600) the controller's Ed25519 signing key; return (private key, pub path)."""
-    ac = chain()
-    key_path, pub_path = controller_key_paths(home)
-    if not key_path.exists():
-        ac.write_keypair(str(key_path), str(pub_path))
-    mode = key_path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise SopctlError(f"controller key {key_path} is readable by others (mode {mode:04o}); chmod 600 it")
-    try:
-        key = ac.load_private_key(str(key_path))
-    except ac.AuditLogError as exc:
-        raise SopctlError(f"controller key {key_path}: {exc}") from exc
-    if not pub_path.exists():
-        from .store import atomic_write
-
-        atomic_write(pub_path, ap.public_pem(key.public_key()), 0o644)
-    return key, pub_path
-
-
-def backup_record_key_file(home: Path) -> Path:
-    """The secret that binds backup snapshot records (HMAC-SHA256, docs/backup.md): created on
-    first use in ``SOPCTL_HOME/keys/backup-record.key`` (0600, 256 random bits, hex). Stage runs
-    get its *path* (``ITSOP_BACKUP_RECORD_KEY_FILE``); the backup and rollback roles read it on
-    the controller and pass it to the modules as a ``no_log`` option."""
-    path = private_dir(home / "keys") / "backup-record.key"
-    if not path.exists():
-        from .store import atomic_write
-
-        atomic_write(path, os.urandom(32).hex() + "\n", 0o600)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise SopctlError(f"backup record key {path} is readable by others (mode {mode:04o}); chmod 600 it")
-    return path
-
-
-def parse_retention(value: Any) -> tuple[str, int]:
-    """``10y`` / ``3650d`` / ``{years: 10}`` / ``{days: N}`` / an int (days) -> (text, days)."""
-    if isinstance(value, bool) or value is None:
-        raise SopctlError(f"retention: expected e.g. 10y or 3650d, got {value!r}")
-    if isinstance(value, int):
-        days = value
-    elif isinstance(value, dict) and set(value) <= {"years", "days"} and value:
-        days = int(value.get("years", 0)) * 365 + int(value.get("days", 0))
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*[yd]\s*", value):
-        n, unit = int(value.strip()[:-1]), value.strip()[-1]
-        days = n * 365 if unit == "y" else n
-    else:
-        raise SopctlError(f"retention: expected e.g. 10y, 3650d or {{years: 10}}, got {value!r}")
-    if days < 1:
-        raise SopctlError(f"retention: must be at least one day, got {value!r}")
-    text = f"{days // 365}y" if days % 365 == 0 else f"{days}d"
-    return text, days
-
-
-def retention_setting(home: Path) -> tuple[str, int, str]:
-    """(text, days, where it came from) from ``retention:`` in config.yml, else the default."""
-    path = home / "config.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        data = {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SopctlError(f"config {path}: {exc}") from exc
-    if isinstance(data, dict) and data.get("retention") is not None:
-        text, days = parse_retention(data["retention"])
-        return text, days, f"{path} (retention)"
-    text, days = parse_retention(DEFAULT_RETENTION)
-    return text, days, "default"
 
 
 # ------------------------------------------------------------------------------ build
@@ -535,44 +456,6 @@ def verify_archive(path: str | Path, public_keys: list[str], roster: str | Path 
     # 4. approvals against the archived roster and the pinned roster
     _verify_approvals(members, roster, res)
     return res
-
-
-# ------------------------------------------------------------------------------ approvals
-#: outcome of checking one stored decision against a roster (see :func:`check_decision`)
-SIG_VALID = "valid"
-SIG_NOT_IN_ROSTER = "not_in_roster"
-SIG_NO_KEY = "no_key"
-SIG_OTHER_KEY = "other_key"
-SIG_INVALID = "invalid"
-
-
-def check_decision(row: dict[str, Any], in_roster: bool, pem: bytes | None,
-                   roster_name: str = "the roster") -> tuple[str, str]:
-    """Check a stored decision's signature against the signer's roster entry; ``(status, reason)``.
-
-    Only :data:`SIG_VALID` counts. The other outcomes say *why* not, so that an approver taken
-    out of the roster after signing (:data:`SIG_NOT_IN_ROSTER`: nothing to check the signature
-    with) or a person whose key was replaced (:data:`SIG_OTHER_KEY`) is not reported as a
-    tampered decision (:data:`SIG_INVALID`: the signature does not verify with the key that
-    signed it according to the roster).
-    """
-    who = row.get("person")
-    if not in_roster:
-        return SIG_NOT_IN_ROSTER, (f"signer {who} is not in {roster_name}: removed from the roster after signing "
-                                   "(or never in it), so its signature cannot be checked")
-    if not pem:
-        return SIG_NO_KEY, f"the roster has no public key for {who}: the signature cannot be checked"
-    if ap.verify_decision(row, pem):
-        return SIG_VALID, "signature verified"
-    try:
-        current = ap.key_id(ap.load_public_pem(pem, str(who)))
-    except SopctlError as exc:
-        return SIG_NO_KEY, f"the roster's public key for {who} is unusable ({exc}): the signature cannot be checked"
-    if row.get("key_id") and row.get("key_id") != current:
-        return SIG_OTHER_KEY, (f"signed with key {row.get('key_id')}, but the roster now lists key {current} for "
-                               f"{who} (key replaced after signing, or a decision signed by another key): "
-                               "the signature does not verify with the roster's key")
-    return SIG_INVALID, f"signature does not verify with {who}'s public key (decision edited or forged)"
 
 
 def _verify_approvals(members: dict[str, bytes], roster_path: str | Path | None, res: ArchiveResult) -> None:

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EXIT_OK, EXIT_USAGE, SopctlError, declare_result
+from .stage_table import PEOPLE_GATES, PLAYBOOK_STAGES
 from .textsafe import one_line
 
 
 def _engine(args: argparse.Namespace):
-    from .stages import Engine
+    """The engine of one command: who acts is read here, once, at the command line's edge."""
+    from . import api
+    from .approvals import Actor
 
-    return Engine(json_mode=getattr(args, "json", False))
+    return api.engine(json_mode=getattr(args, "json", False), actor=Actor.from_environment())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("run", help="advance a change as far as its gates allow (safe to repeat)")
     p.add_argument("change_id", metavar="CHANGE_ID")
-    p.add_argument("--until", choices=["1", "2", "3", "4", "5"], help="do not start stages after this one")
+    p.add_argument("--until", choices=list(PLAYBOOK_STAGES), help="do not start stages after this one")
     p.add_argument("--json", action="store_true", help="progress and result as JSON lines")
     p.set_defaults(func=cmd_run)
 
@@ -50,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             ("reject", "reject a gate (signed with your identity)")):
         p = subparsers.add_parser(name, help=help_text)
         p.add_argument("change_id", metavar="CHANGE_ID")
-        p.add_argument("--gate", required=True, choices=["plan", "signoff", "close"])
+        p.add_argument("--gate", required=True, choices=list(PEOPLE_GATES))
         p.add_argument("--comment", required=(name == "reject"), default="",
                        help="reason / evaluation (required for reject and for security at gate plan)")
         p.add_argument("--role", help="the role you sign for when you hold several of the gate's roles")
@@ -125,15 +128,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    eng = _engine(args)
-    operator = None
-    try:
-        from .approvals import load_identity
+    from . import api
 
-        operator = load_identity().id
+    import os
+
+    eng = _engine(args)
+    try:
+        operator = eng.actor.identity().id
     except SopctlError:
         operator = None
-    res = eng.submit(args.change_request, args.inventory, operator, args.allow_conflict)
+    res = api.submit(args.change_request, args.inventory, operator=operator, allow_conflict=args.allow_conflict,
+                     submitted_by=operator or os.environ.get("USER", "?"), engine=eng)
     declare_result(args, EXIT_OK)  # submitted: a closed output cannot undo it
     if args.json:
         _print_json(dict(res, ok=True))
@@ -148,18 +153,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import api
+
     eng = _engine(args)
-    code = declare_result(args, eng.run(args.change_id, args.until))
+    code = declare_result(args, api.run(args.change_id, args.until, engine=eng))
     if args.json:
-        st = eng.status(args.change_id)
+        st = api.status(args.change_id, engine=eng)
         print(json.dumps({"event": "result", "ok": True, "exit_code": code, "state": st["state"],
                           "next": st["next"]}, sort_keys=True))
     return code
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    from . import api
+
     eng = _engine(args)
-    res = eng.decide(args.change_id, args.gate, args.decision, args.comment, args.role)
+    res = api.decide(args.change_id, args.gate, args.decision, args.comment, args.role, engine=eng)
     declare_result(args, EXIT_OK)  # signed and stored
     if args.json:
         _print_json(dict(res, ok=True))
@@ -180,7 +189,7 @@ def _unverified_decisions(eng: Any, change_id: str, gate: str, persons: list[str
     The engine reports them together as *tampered*; an approver removed from the roster after
     signing (nothing to check the signature with) is not a forged decision and is named apart.
     """
-    from .archive import check_decision
+    from .approvals import check_decision
 
     out: dict[str, list[str]] = {}
     if not persons:
@@ -205,8 +214,10 @@ _UNVERIFIED_LABEL = {
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from . import api
+
     eng = _engine(args)
-    st = eng.status(args.change_id)
+    st = api.status(args.change_id, engine=eng)
     for s in st["steps"]:
         if s.get("tampered"):
             s["unverified"] = _unverified_decisions(eng, args.change_id, s["step"].split()[-1], s["tampered"])
@@ -261,11 +272,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    return _engine(args).rollback(args.change_id)
+    from . import api
+
+    return api.rollback(args.change_id, engine=_engine(args))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    res = _engine(args).cancel(args.change_id, args.reason)
+    from . import api
+
+    res = api.cancel(args.change_id, args.reason, engine=_engine(args))
     declare_result(args, EXIT_OK)
     if args.json:
         _print_json(dict(res, ok=True))
@@ -325,12 +340,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_show(args: argparse.Namespace) -> int:
-    from .approvals import check_identity_matches, key_id, load_identity
-    from .stages import Engine
+    from .approvals import check_identity_matches, key_id
 
-    ident = load_identity()
+    eng = _engine(args)
+    ident = eng.actor.identity()
     _say(f"identity {ident.id} ({ident.path}), key {key_id(ident.key.public_key())}")
-    eng = Engine()
     check_identity_matches(ident, eng.roster.person(ident.id).public_key_pem)
     declare_result(args, EXIT_OK)
     _say(f"matches the roster {eng.roster.path}; roles: {', '.join(eng.roster.person(ident.id).roles)}")

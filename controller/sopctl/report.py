@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from . import approvals as ap
 from . import textsafe
 from .changelog import chain
-from .changes import target_list
 from .errors import SopctlError
+from .gates import binding as gate_binding
+from .stage_table import EVIDENCE_SOURCES
+from .stage_table import stage as stage_record
 from .store import read_json_file, utc_now
 
 FORMATS = ("html", "md", "json")
@@ -58,25 +59,6 @@ CONTROLS: list[dict[str, Any]] = [
     {"control": "UU 27/2022 (PDP) Ps 34, 46", "topic": "DPIA flag; incident timestamps", "stages": "1, 5",
      "evidence": ["change_request", "incidents"]},
 ]
-
-#: evidence key -> (SOP step, where it comes from)
-EVIDENCE_SOURCES: dict[str, tuple[str, str]] = {
-    "change_request": ("1.1-1.2", "change_request.json (store)"),
-    "plan": ("1.3", "evidence/stage1/plan.json"),
-    "approvals": ("1.4, 4.3, 6", "approvals (store), signatures checked against the roster"),
-    "rollback_plan": ("1.3", "change request rollback.plan"),
-    "stage_runs": ("2-5", "stage runs (store): who executed which stage"),
-    "backup": ("2.1", "evidence/stage2/backup/<host>/checklist.json"),
-    "artifacts": ("2.2", "evidence/stage2/artifacts/verification.json"),
-    "staging": ("2.3", "evidence/stage2/staging.json"),
-    "execution": ("3", "evidence/stage3/<host>.json, stage3/summary.json"),
-    "functional_tests": ("4.1", "evidence/stage4/<host>.json, stage4/junit.xml"),
-    "security_tests": ("4.2", "evidence/stage4/security.json"),
-    "monitoring": ("5.2", "evidence/stage5/monitoring.json"),
-    "incidents": ("5.3", "evidence/stage5/incidents.json, audit incident records"),
-    "audit_logs": ("all", "audit/*.jsonl (hash-chained)"),
-    "archive": ("6", "sopctl archive (signed manifest)"),
-}
 
 _FAILED_STATUSES = ("failed", "item_failed", "unreachable", "async_failed")
 
@@ -190,9 +172,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         roster = engine.roster
     except SopctlError:
         roster = None
-    plan_digest = ap.file_digest(ev_dir / "stage1" / "plan.json")
     approvals = []
-    from .archive import SIG_VALID, check_decision
+    from .approvals import SIG_VALID, check_decision
 
     for row in store.approvals(change_id):
         person = roster.people.get(row["person"]) if roster else None
@@ -202,8 +183,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         else:
             sig_status, sig_reason = check_decision(row, person is not None, pem)
         sig_ok = sig_status == SIG_VALID
-        binding = ap.binding_digest(change_id, row["gate"], change["cr_digest"], plan_digest,
-                                    target_list(change["targets"])) if plan_digest else None
+        binding = gate_binding(store, change, row["gate"])  # what the gate code binds a decision to
         approvals.append({"gate": row["gate"], "person": row["person"],
                           "name": person.name if person else None, "role": row["role"],
                           "decision": row["decision"], "comment": row["comment"], "time": row["time"],
@@ -476,7 +456,7 @@ LABELS: dict[str, dict[str, str]] = {
     "backup": {"id": "Daftar periksa backup", "en": "Backup checklist"},
     "artifacts": {"id": "Verifikasi artefak", "en": "Artifact verification"},
     "staging": {"id": "Simulasi staging", "en": "Staging simulation"},
-    "execution": {"id": "Pelaksanaan", "en": "Execution"},
+    "execution": {"id": stage_record("3").name_id, "en": "Execution"},
     "functional": {"id": "Uji fungsional", "en": "Functional tests"},
     "security": {"id": "Uji keamanan", "en": "Security tests"},
     "monitoring": {"id": "Statistik monitoring", "en": "Monitoring statistics"},

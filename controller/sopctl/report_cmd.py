@@ -4,9 +4,9 @@
 the report. ``sopctl archive CHANGE_ID [--output DIR]`` writes the signed audit archive.
 Verify an archive with ``sopctl audit verify ARCHIVE --public-key controller.pub [--roster R]``.
 
-Importing this module registers :func:`close_hook` in :data:`sopctl.stages.CLOSE_HOOKS`: when the
-IT manager's closing approval is in, the reports (``<change>/reports/``) and the archive
-(``<change>/archive/``) are written before the change is marked closed.
+The work is done by :func:`sopctl.api.report` and :func:`sopctl.api.archive`; this module parses
+and formats. Stage 6 (the reports and the archive written when the IT manager's closing approval is
+in) is :mod:`sopctl.stage6`, wired into the engine explicitly.
 
 Files are written atomically (a temporary file in the same directory, renamed into place): a full
 disk or a refused write leaves the earlier file intact and no partial file behind, and ends in
@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from .errors import EXIT_OK, declare_result, naming
 from .textsafe import one_line
@@ -42,17 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _engine():
-    from .stages import Engine
+    from . import api
+    from .approvals import Actor
 
-    return Engine()
+    return api.engine(actor=Actor.from_environment())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import report as rp
+    from . import api
     from .store import atomic_write
 
-    eng = _engine()
-    text = rp.render(rp.collect(eng, args.change_id), args.format, args.lang)
+    text = api.report(args.change_id, args.format, args.lang, engine=_engine())
     if args.output:
         try:
             atomic_write(args.output, text)  # the earlier file stays intact if this fails
@@ -66,14 +65,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from .archive import build_archive
+    from . import api
 
-    eng = _engine()
-    eng.change(args.change_id)
-    res = build_archive(eng, args.change_id, args.output)
-    eng.log(args.change_id).record("archive_written", path=res["path"], sha256=res["sha256"],
-                                   manifest_sha256=res["manifest_sha256"], files=res["files"],
-                                   key_id=res["key_id"], retention=res["retention"], keep_until=res["keep_until"])
+    res = api.archive(args.change_id, args.output, engine=_engine())
     declare_result(args, EXIT_OK)  # written and recorded
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
@@ -84,34 +78,3 @@ def cmd_archive(args: argparse.Namespace) -> int:
                      f"  verify: sopctl audit verify {res['path']} --public-key {res['public_key']}"):
             print(one_line(line))
     return EXIT_OK
-
-
-def close_hook(engine: Any, change: dict[str, Any]) -> None:
-    """Stage 6: write the reports and the archive before the change is marked closed."""
-    from . import report as rp
-    from .archive import build_archive
-
-    cid = change["id"]
-    data = rp.collect(engine, cid)
-    data["change"]["state"] = "closed"
-    out = engine.store.change_dir(cid) / "reports"
-    paths = rp.report_files(engine, cid, out, data)
-    engine.log(cid).record("stage6_reports", files=[p.name for p in paths],
-                           sha256={p.name: __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in paths})
-    res = build_archive(engine, cid, reports={p.name: p.read_bytes() for p in paths})
-    engine.log(cid).record("archive_written", path=res["path"], sha256=res["sha256"],
-                           manifest_sha256=res["manifest_sha256"], files=res["files"], key_id=res["key_id"],
-                           retention=res["retention"], keep_until=res["keep_until"])
-    engine.say(f"{cid}: report {out} and archive {res['path']} written (verify with: sopctl audit verify "
-               f"{res['path']} --public-key {res['public_key']})")
-
-
-def _register_hook() -> None:
-    from . import stages
-
-    if not any(getattr(h, "__name__", "") == "close_hook" and getattr(h, "__module__", "") == __name__
-               for h in stages.CLOSE_HOOKS):
-        stages.CLOSE_HOOKS.append(close_hook)
-
-
-_register_hook()

@@ -23,15 +23,8 @@ from typing import Any, TextIO
 
 from . import textsafe
 from .collection import ensure_importable
+from .stage_table import stage as stage_record
 
-STAGE_PLAYBOOKS = {
-    "1": "stage1_plan.yml",
-    "2": "stage2_prepare.yml",
-    "3": "stage3_execute.yml",
-    "4": "stage4_validate.yml",
-    "5": "stage5_golive.yml",
-    "rollback": "rollback.yml",
-}
 AUDIT_CALLBACK = "itsop.change.audit_log"
 
 
@@ -43,7 +36,11 @@ def playbook_dir() -> Path:
 
 
 def playbook_path(stage: str) -> Path:
-    return playbook_dir() / STAGE_PLAYBOOKS[stage]
+    """The playbook of ``stage`` (``1``..``5`` or ``rollback``), from the stage table."""
+    playbook = stage_record(stage).playbook
+    if playbook is None:
+        raise KeyError(f"stage {stage} runs no playbook")
+    return playbook_dir() / playbook
 
 
 @dataclass

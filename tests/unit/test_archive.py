@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sopctl import archive
+from sopctl import approvals as decisions
+from sopctl import archive, keys
 from sopctl.config import load_config
 from sopctl.errors import SopctlError
 
@@ -20,19 +21,19 @@ from sopctl.errors import SopctlError
     ("10y", "10y", 3650), ("3650d", "10y", 3650), ("90d", "90d", 90), (400, "400d", 400),
     ({"years": 7}, "7y", 2555), ({"years": 1, "days": 10}, "375d", 375)])
 def test_parse_retention(value, text, days):
-    assert archive.parse_retention(value) == (text, days)
+    assert keys.parse_retention(value) == (text, days)
 
 
 @pytest.mark.parametrize("value", ["forever", "0d", "-1y", True, None, {"months": 3}, "10"])
 def test_parse_retention_refuses(value):
     with pytest.raises(SopctlError, match="retention"):
-        archive.parse_retention(value)
+        keys.parse_retention(value)
 
 
 def test_retention_setting_from_config_and_default(tmp_path):
-    assert archive.retention_setting(tmp_path) == ("10y", 3650, "default")
+    assert keys.retention_setting(tmp_path) == ("10y", 3650, "default")
     (tmp_path / "config.yml").write_text("retention: 5y\n")
-    text, days, source = archive.retention_setting(tmp_path)
+    text, days, source = keys.retention_setting(tmp_path)
     assert (text, days) == ("5y", 1825) and source.endswith("(retention)")
     load_config(tmp_path)  # the config loader accepts the key
 
@@ -162,7 +163,7 @@ def approved(tmp_path, monkeypatch):
     """A change whose plan gate was approved by sari (it_manager), dewi (users) and agus (security)."""
     import os
 
-    from sopctl.stages import Engine
+    from sopctl.engine import Engine
     from sopctl.store import Store
 
     from tests.fixtures.sopctl.world import World
@@ -195,7 +196,7 @@ def _remove_sari(world) -> None:
 def _engine():
     import os
 
-    from sopctl.stages import Engine
+    from sopctl.engine import Engine
     from sopctl.store import Store
 
     return Engine(Store(), out=open(os.devnull, "w"))
@@ -207,17 +208,17 @@ def test_check_decision_names_each_reason(approved, tmp_path):
     eng = _engine()
     row = next(r for r in eng.store.approvals(CID16) if r["person"] == "sari")
     pem = eng.roster.people["sari"].public_key_pem
-    assert archive.check_decision(row, True, pem) == (archive.SIG_VALID, "signature verified")
-    status, reason = archive.check_decision(row, False, None)
-    assert status == archive.SIG_NOT_IN_ROSTER and "forged" not in reason
+    assert decisions.check_decision(row, True, pem) == (decisions.SIG_VALID, "signature verified")
+    status, reason = decisions.check_decision(row, False, None)
+    assert status == decisions.SIG_NOT_IN_ROSTER and "forged" not in reason
     assert reason.startswith("signer sari is not in the roster: removed from the roster after signing")
-    assert archive.check_decision(row, True, None)[0] == archive.SIG_NO_KEY
+    assert decisions.check_decision(row, True, None)[0] == decisions.SIG_NO_KEY
     other = ap.keygen("sari2", tmp_path / "other")[2].encode("ascii")
-    status, reason = archive.check_decision(row, True, other)
-    assert status == archive.SIG_OTHER_KEY and row["key_id"] in reason
+    status, reason = decisions.check_decision(row, True, other)
+    assert status == decisions.SIG_OTHER_KEY and row["key_id"] in reason
     edited = dict(row, comment="edited afterwards")
-    status, reason = archive.check_decision(edited, True, pem)
-    assert status == archive.SIG_INVALID and "decision edited or forged" in reason
+    status, reason = decisions.check_decision(edited, True, pem)
+    assert status == decisions.SIG_INVALID and "decision edited or forged" in reason
 
 
 def test_archive_names_an_approver_removed_from_the_roster(approved, tmp_path):

@@ -31,7 +31,7 @@ from sopctl.errors import (
     EXIT_IO,
     EXIT_OUTPUT_CLOSED,
 )
-from sopctl.stages import Engine
+from sopctl.engine import Engine
 from sopctl.store import Store
 
 from tests.fixtures.sopctl.world import SOPCTL, World

@@ -19,7 +19,7 @@ import pytest
 from sopctl import approvals as ap
 from sopctl import archive, cli, textsafe
 from sopctl import report as rp
-from sopctl.stages import Engine
+from sopctl.engine import Engine
 from sopctl.store import Store
 
 from tests.fixtures.sopctl.world import World

@@ -43,7 +43,7 @@ def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
     proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9701")))
     assert proc.returncode == 0, proc.stderr
     monkeypatch.setenv("SOPCTL_HOME", str(world.home))
-    from sopctl.stages import Engine
+    from sopctl.engine import Engine
 
     data = rp.collect(Engine(), "CHG-2026-9701")
     json.dumps(data)
@@ -68,7 +68,7 @@ def test_html_escapes_text_from_the_change(tmp_path, monkeypatch):
     proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9702", title="<script>alert(1)</script> patch")))
     assert proc.returncode == 0, proc.stderr
     monkeypatch.setenv("SOPCTL_HOME", str(world.home))
-    from sopctl.stages import Engine
+    from sopctl.engine import Engine
 
     html = rp.render(rp.collect(Engine(), "CHG-2026-9702"), "html", "en")
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -78,7 +78,7 @@ def test_report_names_an_approver_removed_from_the_roster_apart_from_a_tampered_
     """Issue 15, class 16: the report says 'no longer in the roster', not 'fails signature verification'."""
     import os
 
-    from sopctl.stages import Engine
+    from sopctl.engine import Engine
     from sopctl.store import Store
 
     from tests.unit.test_archive import CID16, _remove_sari

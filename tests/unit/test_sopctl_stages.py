@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from sopctl.errors import Refusal
-from sopctl.stages import Engine
+from sopctl.engine import Engine
 from sopctl.store import Store
 
 from tests.fixtures.sopctl.world import World
@@ -346,7 +346,7 @@ def test_gate_waiting_webhook_and_url_never_logged(world, monkeypatch):
     ],
 )
 def test_evidence_passed_reads_each_producers_form(doc, expected):
-    from sopctl.stages import passed
+    from sopctl.gates import passed
 
     assert passed(doc) is expected
 
