@@ -162,7 +162,6 @@ EXAMPLES = r"""
 """
 
 import atexit  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -171,125 +170,25 @@ from ansible import context  # noqa: E402
 from ansible.module_utils.common.text.converters import to_text  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 from ansible.release import __version__ as ansible_version  # noqa: E402
-
-try:  # ansible-core >= 2.19: vaulted values are EncryptedString objects or tagged VaultedValue
-    from ansible.parsing.vault import VaultHelper
-except ImportError:  # pragma: no cover - older ansible-core (the collection requires 2.19)
-    VaultHelper = None
-try:  # values of a whole-file vault carry no VaultedValue tag, only the Origin of their file
-    from ansible._internal._datatag._tags import Origin
-except ImportError:  # pragma: no cover - a later ansible-core may move it: inline vaults still work
-    Origin = None
-
-_VAULT_FILES = {}
-_INCLUDE_VARS = frozenset(("include_vars", "ansible.builtin.include_vars", "ansible.legacy.include_vars"))
-
 from ansible_collections.itsop.change.plugins.module_utils._audit.chain import AuditLogError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._audit.events import (  # noqa: E402
+    INCLUDE_VARS,
+    cli_summary,
+    extra_var_ids,
+    result_fields,
+)
 from ansible_collections.itsop.change.plugins.module_utils._audit.redact import Redactor  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._audit.vault import (  # noqa: E402
+    SCAN_SKIP,
+    collect_vaulted,
+    vault_plaintext,
+)
 from ansible_collections.itsop.change.plugins.module_utils._audit.writer import (  # noqa: E402
     AuditWriter,
     controller_host,
     default_operator,
     ensure_log_dir,
 )
-
-# result keys kept when record_results is false
-_SUMMARY_KEYS = ("msg", "rc", "failed_when_result", "attempts", "retries", "ansible_job_id",
-                 "finished", "started", "censored", "skip_reason", "false_condition")
-_CLI_KEYS = ("check", "diff", "verbosity", "forks", "limit", "tags", "skip_tags", "become",
-             "become_user", "remote_user", "inventory", "connection", "start_at_task", "step")
-
-
-def vault_plaintext(value):
-    """The decrypted text of a vaulted value (EncryptedString or VaultedValue-tagged), else None.
-
-    A value that cannot be decrypted yields None: its plaintext cannot reach a result either.
-    """
-    try:
-        if VaultHelper is not None and VaultHelper.get_ciphertext(value, with_tags=False) is not None:
-            return to_text(str(value))
-        if isinstance(value, str) and from_vault_file(value):
-            return to_text(str(value))
-    except Exception:  # noqa: BLE001 - undecryptable or a marker: nothing to learn
-        return None
-    return None
-
-
-def from_vault_file(value):
-    """True when a (tagged) string was read from a vault-encrypted file (e.g. group_vars/vault.yml,
-    vars_files or include_vars of a file made with ansible-vault encrypt)."""
-    if Origin is None:
-        return False
-    origin = Origin.get_tag(value)
-    path = getattr(origin, "path", None)
-    if not path:
-        return False
-    known = _VAULT_FILES.get(path)
-    if known is None:
-        try:
-            with open(path, "rb") as handle:
-                known = handle.read(64).lstrip().startswith(b"$ANSIBLE_VAULT;")
-        except (IOError, OSError):
-            known = False
-        _VAULT_FILES[path] = known
-    return known
-
-
-def collect_vaulted(value, redactor, _depth=0, _seen=None):
-    """Walk variables and teach ``redactor`` every vaulted plaintext found; return the count."""
-    if _seen is None:
-        _seen = set()
-    if _depth > 32 or value is None:
-        return 0
-    vt = type(value)
-    if vt is int or vt is bool or vt is float:
-        return 0
-    if vt is str:  # untagged: neither vaulted nor from a file
-        return 0
-    plaintext = vault_plaintext(value)
-    if plaintext is not None:
-        return 1 if redactor.add_secret(plaintext) else 0
-    found = 0
-    if isinstance(value, dict) or isinstance(value, (list, tuple, set, frozenset)):
-        if id(value) in _seen:
-            return 0
-        _seen.add(id(value))
-        items = value.values() if isinstance(value, dict) else value
-        for item in items:
-            found += collect_vaulted(item, redactor, _depth + 1, _seen)
-    return found
-
-
-#: variables that never hold vaulted values but are large (facts, inventory structure)
-_SCAN_SKIP = frozenset(("ansible_facts", "hostvars", "groups", "group_names", "ansible_play_hosts",
-                        "ansible_play_hosts_all", "ansible_play_batch", "play_hosts",
-                        "ansible_local", "omit"))
-
-
-def _extra_var_ids(raw_list):
-    """Read only itsop_change_id / itsop_stage from raw -e arguments (k=v or JSON)."""
-    found = {}
-    for raw in raw_list or ():
-        text = to_text(raw).strip()
-        if not text or text.startswith("@"):
-            continue
-        data = None
-        if text[0] in "{[":
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
-        else:
-            try:
-                from ansible.parsing.splitter import parse_kv
-                data = parse_kv(text)
-            except Exception:  # noqa: BLE001 - anything unparsable is simply not an id source
-                data = None
-        if isinstance(data, dict):
-            for key in ("itsop_change_id", "itsop_stage"):
-                if data.get(key) not in (None, ""):
-                    found[key] = to_text(data[key])
-    return found
 
 
 class CallbackModule(CallbackBase):
@@ -334,7 +233,7 @@ class CallbackModule(CallbackBase):
         if self.get_option("operator"):
             operator["declared"] = self.get_option("operator")
         cli = context.CLIARGS
-        ids = _extra_var_ids(cli.get("extra_vars", ()) if cli else ())
+        ids = extra_var_ids(cli.get("extra_vars", ()) if cli else ())
         self._stamp = {
             "change_id": ids.get("itsop_change_id") or self.get_option("change_id"),
             "stage": ids.get("itsop_stage") or self.get_option("stage"),
@@ -357,7 +256,7 @@ class CallbackModule(CallbackBase):
         self.log_path = self.writer.path
         self._display.vv("itsop.change.audit_log: writing %s" % self.log_path)
         self._emit({"type": "run_start", "ansible_version": ansible_version,
-                    "cli": self._cli_summary(cli), "pid": self._pid,
+                    "cli": cli_summary(cli), "pid": self._pid,
                     "signed": self.writer.key_id is not None, "key_id": self.writer.key_id,
                     "redaction": {"patterns": list(self.redactor.patterns),
                                   "vaulted_values": "replaced wherever they occur",
@@ -368,17 +267,6 @@ class CallbackModule(CallbackBase):
             except (ValueError, OSError):  # not in the main thread
                 pass
         atexit.register(self._at_exit)
-
-    @staticmethod
-    def _cli_summary(cli):
-        out = {}
-        if not cli:
-            return out
-        for key in _CLI_KEYS:
-            value = cli.get(key)
-            if value not in (None, (), [], ""):
-                out[key] = list(value) if isinstance(value, (list, tuple)) else value
-        return out
 
     # ------------------------------------------------------------------ writing
     def _emit(self, record):
@@ -467,7 +355,7 @@ class CallbackModule(CallbackBase):
             self._display.vv("itsop.change.audit_log: cannot read variables: %s" % to_text(exc))
             return
         for name, value in variables.items():
-            if name not in _SCAN_SKIP:
+            if name not in SCAN_SKIP:
                 collect_vaulted(value, self.redactor, _seen=seen)
 
     def _learn_task_secrets(self, task):
@@ -505,48 +393,21 @@ class CallbackModule(CallbackBase):
     def _result_record(self, result, status, item=False, final=True):
         task = result.task
         host = result.host.get_name()
-        data = result.result
-        no_log = bool(task.no_log) or bool(data.get("_ansible_no_log")) or "censored" in data
         key = (host, task._uuid)
         now = time.time()
         rec = {"type": "result", "status": status, "host": host, "task": self._task_info(task),
-               "play": self._play_info(), "changed": bool(data.get("changed", False))}
+               "play": self._play_info()}
         start = self._starts.get(key)
         if start is not None:
             rec["duration"] = round(now - start, 6)
         if final:
             self._starts.pop(key, None)
-        delegated = data.get("_ansible_delegated_vars")
-        if isinstance(delegated, dict) and delegated.get("ansible_host"):
-            rec["delegated_to"] = to_text(delegated.get("ansible_host"))
-        if item and status != "retry":
-            rec["loop"] = True
-        if no_log:
-            rec["no_log"] = True
-            if task.action in _INCLUDE_VARS and self._play is not None and self.redactor is not None:
-                # Ansible hides the result of a vaulted include_vars; its values are now host
-                # variables, which later tasks may print: learn them before any such record
-                self._learn_host_secrets(self._play, result.host)
-            return rec
-        if item and status != "retry":
-            # the label (loop_control.label, else the item) is what the operator chose to show;
-            # the full item stays out of the record (it may hold secrets hidden by the label)
-            label = data.get("_ansible_item_label", data.get("item"))
-            rec["item"] = self.redactor.redact(label)
-        if rec["changed"] and "diff" in data:
-            rec["diff"] = self.redactor.redact(data["diff"])
-        if self.record_results:
-            body = {}
-            for name, value in data.items():
-                if name == "diff" or (item and name == "item"):
-                    continue
-                if name == "results" and isinstance(value, list):
-                    body["results_count"] = len(value)  # every item has its own record
-                    continue
-                body[name] = value
-            rec["result"] = self.redactor.redact(body)
-        else:
-            rec["result"] = self.redactor.redact(dict((k, data[k]) for k in _SUMMARY_KEYS if k in data))
+        rec.update(result_fields(result.result, status, item, task.no_log, self.redactor, self.record_results))
+        if rec.get("no_log") and task.action in INCLUDE_VARS and self._play is not None \
+                and self.redactor is not None:
+            # Ansible hides the result of a vaulted include_vars; its values are now host
+            # variables, which later tasks may print: learn them before any such record
+            self._learn_host_secrets(self._play, result.host)
         return rec
 
     # ------------------------------------------------------------------ playbook events
