@@ -208,23 +208,10 @@ class Demo:
     def ssh_access(self) -> dict[str, dict[str, str]]:
         """A DEMO controller SSH key in each host's root account, sshd started, host keys pinned."""
         key = self.work / "keys" / "demo_ssh"
-        self.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itsop demo controller (DEMO)", "-f", str(key))
-        pub = (key.parent / "demo_ssh.pub").read_text()
-        known, hosts = [], {}
-        for host in HOSTS:
-            name = self.container(host)
-            self.sh("podman", "exec", "-i", name, "sh", "-c", "install -d -m 0700 /root/.ssh && "
-                    "cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys", stdin=pub)
-            self.sh("podman", "exec", name, "systemctl", "enable", "--now", "ssh.service")
-            hostkey = self.sh("podman", "exec", name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
-            addr = self.sh("podman", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
-            if not addr:
-                raise DemoError(f"container {name} has no IP address on the podman network")
-            known.append(f"{addr} {hostkey[0]} {hostkey[1]}\n")
-            hosts[host] = {"ansible_host": addr}
-        (key.parent / "known_hosts").write_text("".join(known))
+        out = self.sh("bash", "scripts/demo-hosts", "ssh-access", str(key), *(self.container(h) for h in HOSTS)).stdout
+        addrs = dict(line.split() for line in out.splitlines())
         self.say("  SSH: DEMO controller key installed for root, host keys pinned in keys/known_hosts")
-        return hosts
+        return {host: {"ansible_host": addrs[self.container(host)]} for host in HOSTS}
 
     def people(self) -> None:
         self.head("DEMO people and keys: one Ed25519 identity per SOP role holder (made now, never committed)")

@@ -15,6 +15,8 @@ COLLECTIONS = REPO / ".cache" / "collections"
 CONTAINERS_CONF = REPO / "tests" / "containers" / "containers.conf"
 TESTHOST_IMAGE = os.environ.get("ITSOP_TESTHOST_IMAGE", "localhost/itsop-testhost:bookworm")
 FIXTURE_REPO = REPO / ".cache" / "aptrepo"  # built by tests/fixtures/build_demo_debs.py
+# The test controller's SSH key (made on first use) and the pinned host keys of the test hosts.
+SSH_KEY = REPO / ".cache" / "test-ssh" / "id_ed25519"
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -61,8 +63,28 @@ def have_podman_image(image: str = TESTHOST_IMAGE) -> bool:
     return podman("image", "exists", image, check=False).returncode == 0
 
 
+def ssh_access(*names: str) -> dict[str, str]:
+    """Reach the containers ``names`` over SSH like real servers; returns their addresses.
+
+    One home with the demo: ``scripts/demo-hosts ssh-access`` installs the test controller's key for
+    root, starts sshd and pins each host key in ``SSH_KEY``'s folder.
+    """
+    SSH_KEY.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    out = run(["bash", str(REPO / "scripts" / "demo-hosts"), "ssh-access", str(SSH_KEY), *names]).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def ssh_hostvars(address: str) -> dict[str, object]:
+    """Connection variables for a test host reached over SSH with pipelining (as the demo does)."""
+    return {"ansible_connection": "ssh", "ansible_host": address, "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(SSH_KEY),
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={SSH_KEY.parent / 'known_hosts'} "
+                                       "-o StrictHostKeyChecking=yes",
+            "ansible_ssh_pipelining": True, "ansible_python_interpreter": "/usr/bin/python3"}
+
+
 class TestHost:
-    """A real Debian 12 container running systemd as PID 1, reached with containers.podman.podman."""
+    """A real Debian 12 container running systemd as PID 1, reached over SSH like a server."""
 
     __test__ = False  # a helper, not a pytest test class
 
@@ -71,6 +93,7 @@ class TestHost:
         self.name = name or f"itsop-t-{uuid.uuid4().hex[:8]}"
         self.image = image
         self.volumes = volumes or []
+        self.address = ""
 
     def start(self) -> TestHost:
         args = ["run", "-d", "--name", self.name, "--hostname", self.name, "--systemd=always",
@@ -83,6 +106,7 @@ class TestHost:
         # wait until systemd reached a steady state (running or degraded)
         run(["podman", "exec", self.name, "systemctl", "is-system-running", "--wait"], check=False,
             timeout=120)
+        self.address = ssh_access(self.name)[self.name]
         return self
 
     def exec(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -93,8 +117,7 @@ class TestHost:
 
     def inventory(self, tmp: Path, group: str = "all", hostvars: dict | None = None) -> Path:
         """Write a one-host YAML inventory for this host and return its path."""
-        host = {"ansible_connection": "containers.podman.podman",
-                "ansible_python_interpreter": "/usr/bin/python3"}
+        host = ssh_hostvars(self.address)
         host.update(hostvars or {})
         inv = {"all": {"children": {group: {"hosts": {self.name: host}}}}} if group != "all" else \
             {"all": {"hosts": {self.name: host}}}

@@ -1,4 +1,4 @@
-"""testinfra verifier for the validate scenario: the host and the stage 4 evidence on the controller."""
+"""testinfra verifier for the checks scenario: the host and the stage 2, 4 and 5 evidence on the controller."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 EVIDENCE = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "evidence"
+STAGE5 = EVIDENCE / "stage5"
 
 
 def test_changed_host_is_healthy(host):
@@ -26,3 +27,20 @@ def test_baseline_and_stage4_evidence(host):
     assert len(data["functional"]) == 6 and all(c["passed"] for c in data["functional"])
     assert data["security"]["baseline_compared"] is True and data["security"]["blocking"] == []
     assert json.loads(baseline.read_text())["snapshot"]["uid0_accounts"] == ["root"]
+
+
+def test_out_of_maintenance_and_running(host):
+    assert not host.file("/var/lib/itsop-demo-web/maintenance").exists
+    assert host.service("itsop-demo-web").is_running
+
+
+def test_monitoring_evidence(host):
+    name = host.backend.get_hostname()
+    for path in (STAGE5 / "monitoring.json", STAGE5 / "incidents.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    monitoring = json.loads((STAGE5 / "monitoring.json").read_text())
+    stats = monitoring["hosts"][name]
+    assert monitoring["healthy"] is True and stats["healthy"] is True
+    assert stats["summary"]["availability_pct"] == 100.0 and stats["summary"]["samples"] >= 2
+    assert stats["summary"]["latency_ms"]["p95"] is not None and stats["breaches"] == []
+    assert json.loads((STAGE5 / "incidents.json").read_text())["incidents"] == []
