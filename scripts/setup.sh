@@ -40,7 +40,14 @@ else
 fi
 [[ $(id -u) -eq 0 ]] || die "the test hosts run as rootful podman containers with systemd: run as root (or with sudo)"
 
-# --- 2. Python virtual environment --------------------------------------------------------
+# --- 2. test-host image, built in the background while the virtualenv is made --------------
+# (both mostly wait on the package registries; on a fresh machine this saves a minute or two)
+IMAGE_LOG="$(mktemp /tmp/itsop-image-build.XXXXXX)"
+bash scripts/build_testhost_image.sh >"$IMAGE_LOG" 2>&1 &
+IMAGE_PID=$!
+trap 'kill "$IMAGE_PID" 2>/dev/null || true; rm -f "$IMAGE_LOG"' EXIT
+
+# --- 3. Python virtual environment --------------------------------------------------------
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || die "Python >= 3.11 required ($PY)"
 LOCK=requirements/requirements.lock
@@ -59,14 +66,17 @@ else
   echo "$want" > "$STAMP"
 fi
 
-# --- 3. the checkout as collection itsop.change -------------------------------------------
+# --- 4. the checkout as collection itsop.change -------------------------------------------
 mkdir -p .cache/collections/ansible_collections/itsop
 ln -sfn ../../../.. .cache/collections/ansible_collections/itsop/change
 
-# --- 4. test-host image --------------------------------------------------------------------
-bash scripts/build_testhost_image.sh
+# --- 5. wait for the test-host image --------------------------------------------------------
+if wait "$IMAGE_PID"; then cat "$IMAGE_LOG"; else
+  cat "$IMAGE_LOG" >&2; die "building the test-host image failed (see above)"; fi
+trap - EXIT
+rm -f "$IMAGE_LOG"
 
-# --- 5. offline pip bootstrap for ansible-test --venv -------------------------------------
+# --- 6. offline pip bootstrap for ansible-test --venv -------------------------------------
 # ansible-test downloads get-pip.py from a host outside the package registries; give it a local
 # stand-in that installs pip from a wheel fetched from PyPI (scripts/ansible-test-get-pip.py).
 PIPV="$(sed -n "s/^ *pip='\([0-9.]*\)',.*/\1/p" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)"
@@ -81,6 +91,6 @@ if [[ ! -f $GETPIP ]] || ! grep -q "itsop" "$GETPIP" 2>/dev/null || [[ ! -f .cac
   log "ansible-test pip bootstrap installed ($GETPIP)"
 fi
 
-# --- 6. fixture packages + APT repository ---------------------------------------------------
+# --- 7. fixture packages + APT repository ---------------------------------------------------
 .venv/bin/python tests/fixtures/build_demo_debs.py --out .cache/aptrepo
 log "ready"
