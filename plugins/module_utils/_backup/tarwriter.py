@@ -29,23 +29,21 @@ class OwnerNames(object):
         self.groups = {}
 
     def user(self, uid):
-        name = self.users.get(uid)
-        if name is None:
-            try:
-                name = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                name = ''
-            self.users[uid] = name
-        return name
+        return self._name(self.users, pwd.getpwuid, uid)
 
     def group(self, gid):
-        name = self.groups.get(gid)
+        return self._name(self.groups, grp.getgrgid, gid)
+
+    @staticmethod
+    def _name(cache, lookup, ident):
+        """The name of ``ident`` (first field of the pwd/grp entry), '' when there is none; looked up once."""
+        name = cache.get(ident)
         if name is None:
             try:
-                name = grp.getgrgid(gid).gr_name
+                name = lookup(ident)[0]
             except KeyError:
                 name = ''
-            self.groups[gid] = name
+            cache[ident] = name
         return name
 
 
