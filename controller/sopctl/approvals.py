@@ -127,7 +127,10 @@ class Actor:
 
     @classmethod
     def from_environment(cls) -> Actor:
-        return cls(identity_path())
+        try:
+            return cls(identity_path())
+        except RuntimeError:  # no home directory: the error comes when an identity is needed, as before
+            return cls()
 
     def identity(self) -> Identity:
         if self.path is None:

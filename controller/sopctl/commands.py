@@ -340,11 +340,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_show(args: argparse.Namespace) -> int:
-    from .approvals import check_identity_matches, key_id
+    from . import api
+    from .approvals import Actor, check_identity_matches, key_id
 
-    eng = _engine(args)
-    ident = eng.actor.identity()
+    actor = Actor.from_environment()
+    ident = actor.identity()
     _say(f"identity {ident.id} ({ident.path}), key {key_id(ident.key.public_key())}")
+    eng = api.engine(actor=actor)
     check_identity_matches(ident, eng.roster.person(ident.id).public_key_pem)
     declare_result(args, EXIT_OK)
     _say(f"matches the roster {eng.roster.path}; roles: {', '.join(eng.roster.person(ident.id).roles)}")

@@ -34,7 +34,8 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -242,7 +243,10 @@ class Engine:
     def _recover(self, change: dict[str, Any], operator: str) -> None:
         locking.recover(self.store, change, self.log(change["id"], operator), self.say)
 
-    def run(self, change_id: str, max_stage: str | None = None) -> int:
+    @contextmanager
+    def _exclusive(self, change_id: str, action: str) -> Iterator[tuple[dict[str, Any], str]]:
+        """The change and who acts (a member of the infrastructure team), holding the change's lock
+        after recovering a killed run; a refusal is recorded in the change's audit log."""
         operator = None
         lock_fd = None
         try:
@@ -251,6 +255,16 @@ class Engine:
             check_may_run(self.roster, operator)
             lock_fd = self._lock(change_id)
             self._recover(change, operator)
+            yield change, operator
+        except Refusal as exc:
+            self.refusal(change_id, exc, action, operator)
+            raise
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+
+    def run(self, change_id: str, max_stage: str | None = None) -> int:
+        with self._exclusive(change_id, "run") as (change, operator):
             if change["state"] in TERMINAL:
                 self.say(f"{change_id} is {change['state']}; nothing to run")
                 return EXIT_OK
@@ -258,12 +272,6 @@ class Engine:
             for c in self.conflicts(change["cr"], change["targets"], exclude=change_id):
                 self.say(f"warning: conflict with {c['change_id']} on {', '.join(c['hosts'])} ({c['window']})")
             return self._walk(change, operator, max_stage)
-        except Refusal as exc:
-            self.refusal(change_id, exc, "run", operator)
-            raise
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
 
     def _walk(self, change: dict[str, Any], operator: str, max_stage: str | None) -> int:
         cid = change["id"]
@@ -415,15 +423,7 @@ class Engine:
 
     # ------------------------------------------------------------------ rollback
     def rollback(self, change_id: str) -> int:
-        operator = None
-        lock_fd = None
-        try:
-            change = self.change(change_id)
-            ident = self.identity()
-            operator = ident.id
-            check_may_run(self.roster, operator)
-            lock_fd = self._lock(change_id)
-            self._recover(change, operator)
+        with self._exclusive(change_id, "rollback") as (change, operator):
             if change["state"] in TERMINAL:
                 raise Refusal("STATE-1", f"{change_id} is {change['state']}")
             if not any(r["stage"] == "3" and r["status"] != "superseded" for r in self.store.stage_runs(change_id)):
@@ -433,12 +433,6 @@ class Engine:
             self.log(change_id, operator).record("change_rolled_back")
             self.notify("incident", change, f"{change_id}: rolled back")
             return EXIT_OK
-        except Refusal as exc:
-            self.refusal(change_id, exc, "rollback", operator)
-            raise
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, change_id: str, reason: str) -> dict[str, Any]:

@@ -77,7 +77,7 @@ STAGES: tuple[Stage, ...] = (
            SopStep("1.2", "impact and downtime", roles=("plan",), modules=("package_plan_info",),
                    evidence=("change_request", "plan")),
            SopStep("1.3", "work plan with schedule and resources", roles=("plan",),
-                   modules=("package_plan_info", "change_window_info"), evidence=("plan", "rollback_plan"))),
+                   modules=("package_plan_info",), evidence=("plan", "rollback_plan"))),
           files="`stage1/plan.json`, `stage1/plan.md`", read_by="plan approval (digest of plan.json)"),
     Stage("2", "Persiapan teknis dan backup", "preparation and backup", "stage2_prepare.yml", EVIDENCE_GATE,
           (_ev("backup", "2.1", "evidence/stage2/backup/<host>/checklist.json"),
