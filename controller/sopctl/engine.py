@@ -64,7 +64,7 @@ from .policy import (
     now_utc,
 )
 from .runner import Progress, RunResult, playbook_path, run_stage
-from .stage_table import GATE_AFTER, STEPS, stage
+from .stage_table import GATE_AFTER, PRODUCTION_STAGE, STEPS, stage
 from .state import TERMINAL, ChangeState
 from .store import Store, utc_now
 from .textsafe import one_line
@@ -151,8 +151,7 @@ class Engine:
         return gates.succeeded(self.store, change_id)
 
     def stage3_operators(self, change_id: str) -> set[str]:
-        return {r["operator"] for r in self.store.stage_runs(change_id)
-                if r["stage"] == "3" and r["status"] != "superseded"}
+        return {r["operator"] for r in gates.production_runs(self.store, change_id)}
 
     def binding(self, change: dict[str, Any], gate: str) -> str | None:
         return gates.binding(self.store, change, gate)
@@ -283,7 +282,7 @@ class Engine:
                 if max_stage and int(name) > int(max_stage):
                     self.say(f"{cid}: stopping before stage {name} (--until {max_stage})")
                     return EXIT_OK
-                if name == "3":
+                if name == PRODUCTION_STAGE:
                     self._check_stage3(change)
                 self._run_stage(change, name, operator)
             elif kind == "gate":
@@ -309,7 +308,7 @@ class Engine:
                 problems = self.evidence_problems(change)
                 if problems:
                     raise Refusal("EVIDENCE-1", "stage 3 needs the stage 2 evidence: " + "; ".join(problems))
-                if "3" not in done:
+                if PRODUCTION_STAGE not in done:
                     self.log(cid, operator).record("gate_decision", gate="evidence", decision="satisfied")
             elif kind == "stage6":
                 return self._close(change, operator)
@@ -426,7 +425,7 @@ class Engine:
         with self._exclusive(change_id, "rollback") as (change, operator):
             if change["state"] in TERMINAL:
                 raise Refusal("STATE-1", f"{change_id} is {change['state']}")
-            if not any(r["stage"] == "3" and r["status"] != "superseded" for r in self.store.stage_runs(change_id)):
+            if not gates.production_runs(self.store, change_id):
                 raise Refusal("STATE-2", f"stage 3 of {change_id} never started: nothing to roll back")
             self._run_stage(change, "rollback", operator)
             self.set_state(change_id, ChangeState.ROLLED_BACK)
@@ -455,7 +454,7 @@ class Engine:
             if person != change["requester"] and not roles & set(CANCEL_ROLES):
                 raise Refusal("ROLE-2", f"{person} ({', '.join(sorted(roles))}) may not cancel {change_id}: only "
                                         f"its requester {change['requester']} or an IT manager may")
-            if any(r["stage"] == "3" and r["status"] != "superseded" for r in self.store.stage_runs(change_id)):
+            if gates.production_runs(self.store, change_id):
                 raise Refusal("STATE-3", f"stage 3 of {change_id} has started and may have changed production: "
                                          f"use 'sopctl rollback {change_id}' instead of cancel")
             lock_fd = self._lock(change_id)

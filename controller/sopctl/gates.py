@@ -17,7 +17,7 @@ from . import approvals as ap
 from .changes import target_list
 from .errors import Refusal
 from .policy import DEFAULT_QUORUM, Roster
-from .stage_table import GATE_AFTER
+from .stage_table import GATE_AFTER, PRODUCTION_STAGE
 from .store import Store, read_json_file
 
 
@@ -83,6 +83,11 @@ def binding(store: Store, change: dict[str, Any], gate: str) -> str | None:
 def succeeded(store: Store, change_id: str) -> dict[str, dict[str, Any]]:
     """Stage number -> its (last) succeeded run."""
     return {r["stage"]: r for r in store.stage_runs(change_id) if r["status"] == "succeeded"}
+
+
+def production_runs(store: Store, change_id: str) -> list[dict[str, Any]]:
+    """The runs of the stage that changes production (stage 3) that count (not superseded)."""
+    return [r for r in store.stage_runs(change_id) if r["stage"] == PRODUCTION_STAGE and r["status"] != "superseded"]
 
 
 def gate_state(store: Store, roster: Roster, change: dict[str, Any], gate: str) -> GateState:

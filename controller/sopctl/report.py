@@ -24,7 +24,7 @@ from . import textsafe
 from .changelog import chain
 from .errors import SopctlError
 from .gates import binding as gate_binding
-from .stage_table import EVIDENCE_SOURCES
+from .stage_table import EVIDENCE_SOURCES, PRODUCTION_STAGE
 from .stage_table import stage as stage_record
 from .store import read_json_file, utc_now
 
@@ -336,7 +336,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     succeeded = [r for r in runs if r["status"] == "succeeded"]
     first = min((r["started"] for r in runs), default=None)
     last = max((r["ended"] for r in runs if r["ended"]), default=None)
-    stage3 = [r for r in runs if r["stage"] == "3" and r["status"] != "superseded"]
+    stage3 = [r for r in runs if r["stage"] == PRODUCTION_STAGE and r["status"] != "superseded"]
     stage3_seconds = sum(r["duration_seconds"] or 0 for r in stage3) if stage3 else None
     host_downtime = [e["downtime_seconds"] for e in execution if e.get("downtime_seconds") is not None]
     plan_minutes = None
@@ -456,7 +456,7 @@ LABELS: dict[str, dict[str, str]] = {
     "backup": {"id": "Daftar periksa backup", "en": "Backup checklist"},
     "artifacts": {"id": "Verifikasi artefak", "en": "Artifact verification"},
     "staging": {"id": "Simulasi staging", "en": "Staging simulation"},
-    "execution": {"id": stage_record("3").name_id, "en": "Execution"},
+    "execution": {"id": stage_record(PRODUCTION_STAGE).name_id, "en": "Execution"},
     "functional": {"id": "Uji fungsional", "en": "Functional tests"},
     "security": {"id": "Uji keamanan", "en": "Security tests"},
     "monitoring": {"id": "Statistik monitoring", "en": "Monitoring statistics"},

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 PEOPLE_GATES = ("plan", "signoff", "close")
 #: the evidence gate between stage 2 and stage 3 (checked by the engine, nobody signs)
 EVIDENCE_GATE = "evidence"
+#: the first stage that changes production: only inside the window, and once it started a change
+#: can no longer be cancelled or re-planned, only rolled back
+PRODUCTION_STAGE = "3"
 
 
 @dataclass(frozen=True)

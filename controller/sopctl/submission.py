@@ -19,6 +19,7 @@ from .changelog import ChangeLog
 from .changes import load_cr, resolve_targets
 from .config import Config
 from .errors import Refusal, SopctlError
+from .gates import production_runs
 from .policy import Freeze, Roster, freezes_overlapping, overlaps, parse_time
 from .state import TERMINAL
 from .store import Store, atomic_write
@@ -107,7 +108,7 @@ def refresh(store: Store, log: LogFor, say: Callable[[str], None], change: dict[
     digest = ap.cr_digest(cr)
     if digest == change["cr_digest"] and targets == change["targets"]:
         return False
-    started3 = [r for r in store.stage_runs(change["id"]) if r["stage"] == "3" and r["status"] != "superseded"]
+    started3 = production_runs(store, change["id"])
     what = "change request" if digest != change["cr_digest"] else "target hosts"
     if started3:
         raise Refusal("CR-2", f"the {what} of {change['id']} changed after stage 3 started; "
