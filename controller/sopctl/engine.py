@@ -66,7 +66,7 @@ from .policy import (
 from .runner import Progress, RunResult, playbook_path, run_stage
 from .stage_table import GATE_AFTER, PRODUCTION_STAGE, STEPS, stage
 from .state import TERMINAL, ChangeState
-from .store import Store, utc_now
+from .store import Store, utc_text
 from .textsafe import one_line
 
 #: roles that may cancel a change that has not reached production (besides its requester)
@@ -118,7 +118,7 @@ class Engine:
         if not self.cfg.webhooks:
             return
         results = notify.send(self.cfg.webhooks, event, dict(extra, change_id=change["id"], title=change["title"],
-                                                             text=text, time=utc_now()))
+                                                             text=text, time=utc_text(self.clock())))
         if results:
             self.log(change["id"]).record("notification", event=event,
                                           deliveries=[{k: v for k, v in r.items()} for r in results])
@@ -214,7 +214,7 @@ class Engine:
                 raise Refusal("EVAL-1", "security's pre-change risk evaluation needs a --comment with the "
                                         "evaluation")
             row = {"change_id": change_id, "gate": gate, "person": person, "role": chosen, "decision": decision,
-                   "comment": comment, "binding": state.binding, "time": utc_now()}
+                   "comment": comment, "binding": state.binding, "time": utc_text(self.clock())}
             row = ap.sign_decision(ident, row)
             self.store.add_approval(row)
             self.log(change_id, person).record(

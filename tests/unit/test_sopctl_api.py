@@ -67,6 +67,20 @@ def test_the_clock_is_passed_in(world):
         late._check_stage3(change)
 
 
+def test_decisions_are_stamped_by_the_clock_passed_in(world):
+    from datetime import UTC, datetime
+
+    eng = api.engine(actor=Actor(world.identity("budi")), out=quiet())
+    eng.submit(world.cr(CID), None, "budi")
+    rid = eng.store.start_stage_run(CID, "1", "stage1-x", "t1", "eko", os.getpid(), "h")
+    eng.store.finish_stage_run(rid, "succeeded", summary={"result": "passed"})
+    eng.plan_file(CID).parent.mkdir(parents=True, exist_ok=True)
+    eng.plan_file(CID).write_text('{"plan": "demo"}')
+    fixed = datetime(2026, 11, 24, 15, 0, 1, 5, tzinfo=UTC)
+    api.decide(CID, "plan", "approve", actor=Actor(world.identity("sari")), out=quiet(), clock=lambda: fixed)
+    assert [r["time"] for r in eng.store.approvals(CID, "plan")] == ["2026-11-24T15:00:01.000005Z"]
+
+
 def test_close_hooks_are_wired_explicitly(world):
     seen = []
 
