@@ -204,15 +204,17 @@ def test_follow_hash_covers_every_byte_a_slow_writer_appends(tmp_path) -> None:
 def test_snapshot_stream_with_and_without_kernel_tee(tmp_path, tee_case: str) -> None:
     """tar's stream reaches zstd by tee(2) where it works, else by write(); each way gives a verified snapshot."""
     calls = []
-    if tee_case == "used":
-        real = kernel_tee()
-        if real is None:
-            pytest.skip("tee(2) is not available here")
-        load = lambda: lambda src, dst: calls.append(1) or real(src, dst)  # noqa: E731
-    elif tee_case == "refused":  # e.g. a seccomp filter: the first call reports the refusal
-        load = lambda: lambda src, dst: calls.append(1) and None  # noqa: E731
-    else:
-        load = lambda: None  # noqa: E731
+    real = kernel_tee() if tee_case == "used" else None
+    if tee_case == "used" and real is None:
+        pytest.skip("tee(2) is not available here")
+
+    def copy(src, dst):  # tee(2) counted ("used"), or a kernel that refuses it (e.g. a seccomp filter)
+        calls.append(1)
+        return real(src, dst) if tee_case == "used" else None
+
+    def load():
+        return None if tee_case == "missing" else copy
+
     paths = _gnu_tar_tree(tmp_path / "tree")
     (tmp_path / "tree" / "big").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several pipe-fulls
     _changed, snap = create_snapshot([str(tmp_path / "tree")], str(tmp_path / "store"), "TEE", compression="zstd",

@@ -411,7 +411,7 @@ def test_a_real_snapshot_passes_both(tmp_path: Path) -> None:
     os.symlink("f", tree / "d" / "l")
     os.link(tree / "d" / "f", tree / "d" / "h")
     _c, snap = create_snapshot([str(tree)], str(tmp_path / "store"), "OK", compression="gzip", packages=False,
-                                 do_fsync=False)
+                               do_fsync=False)
     _c, verdict = verify_snapshot(snap["snapshot_dir"], tmpdir=str(tmp_path), record_result=False)
     assert verdict["verdict"] == "passed" and verdict["members_checked"] == snap["entry_count"] == 5
     changed, result = restore_snapshot(snap["snapshot_dir"], root=str(tmp_path / "alt"))
@@ -494,7 +494,7 @@ def test_sparse_files_are_reported_and_restored_sparse(tmp_path: Path) -> None:
         pytest.skip("this filesystem does not keep holes")
     (tree / "dense").write_bytes(os.urandom(64 * 1024))
     _c, snap = create_snapshot([str(tree)], str(tmp_path / "store"), "SP", compression="gzip", packages=False,
-                                 do_fsync=False)
+                               do_fsync=False)
     assert snap["sparse_files"] == 1
     assert any("sparse" in w and "holes.img" in w for w in snap["warnings"]), snap["warnings"]
     _c, plan = restore_snapshot(snap["snapshot_dir"], root=str(tmp_path / "alt"), check_mode=True)

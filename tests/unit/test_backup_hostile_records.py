@@ -31,6 +31,7 @@ from tests.unit.test_backup_hostile import END, KEY, entry, forge, reg, restore_
 
 pytestmark = pytest.mark.skipif(HostTar().gnu() is None, reason="GNU tar is not installed")
 
+
 # --------------------------------------------------------------------------- class 3: forged records
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def signed(tmp_path: Path) -> dict:
     tree.mkdir()
     (tree / "conf").write_text("listen = 8080\n")
     _c, snap = create_snapshot([str(tree)], str(tmp_path / "store"), "SIG", compression="gzip", packages=False,
-                                 do_fsync=False, record_key=KEY)
+                               do_fsync=False, record_key=KEY)
     return snap
 
 
@@ -141,7 +142,7 @@ def test_reuse_existing_refuses_a_forged_record_and_skips_an_unsigned_one(tmp_pa
         create_snapshot([tree], str(tmp_path / "store"), "SIG", **args)
     shutil.rmtree(signed["snapshot_dir"])
     _c, plain = create_snapshot([tree], str(tmp_path / "store"), "SIG", compression="gzip", packages=False,
-                                  do_fsync=False)
+                                do_fsync=False)
     changed, fresh = create_snapshot([tree], str(tmp_path / "store"), "SIG", **args)
     assert changed is True and fresh["snapshot_id"] != plain["snapshot_id"]
     assert any("not signed" in w for w in fresh["warnings"])

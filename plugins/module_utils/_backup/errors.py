@@ -8,8 +8,6 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 
-
-
 class BackupError(Exception):
     """A failure with a message fit for ``fail_json`` and optional structured details."""
 

@@ -19,7 +19,7 @@ from ansible_collections.itsop.change.plugins.module_utils._backup.teeparse impo
 from ansible_collections.itsop.change.plugins.module_utils._backup.walk import count_entry, entry_type, new_counts
 
 BENIGN_TAR = ('file changed as we read it', 'No such file or directory', 'file removed before we read it', 'shrank',
-               'socket ignored')
+              'socket ignored')
 
 
 def tar_messages(stderr):

@@ -71,8 +71,8 @@ def tar_header(name, mode, uid, gid, size, mtime, typeflag, linkname=b'', uname=
         return _pax_header(name, mode, uid, gid, size, mtime, typeflag, linkname, uname, gname,
                            devmajor, devminor, xattrs)
     buf = USTAR.pack(short, b'%07o' % (mode & 0o7777), b'%07o' % uid, b'%07o' % gid, b'%011o' % size,
-                      b'%011o' % mtime, b'        ', typeflag, linkname, b'ustar\x0000', uname_b, gname_b,
-                      b'%07o' % devmajor, b'%07o' % devminor, prefix, b'')
+                     b'%011o' % mtime, b'        ', typeflag, linkname, b'ustar\x0000', uname_b, gname_b,
+                     b'%07o' % devmajor, b'%07o' % devminor, prefix, b'')
     return buf[:148] + b'%06o\x00 ' % sum(buf) + buf[156:]
 
 

@@ -22,6 +22,7 @@ _ZERO_BLOCK = bytes(BLOCK)
 _TYPE_OF_FLAG = {b'0': 'file', b'\0': 'file', b'7': 'file', b'1': 'hardlink', b'2': 'symlink',
                  b'3': 'chardev', b'4': 'blockdev', b'5': 'dir', b'6': 'fifo'}
 
+
 def _octal(field):
     try:
         return int(field.rstrip(b'\0 ') or b'0', 8)

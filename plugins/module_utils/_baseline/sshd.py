@@ -7,6 +7,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+
 def sshd_config(module):
     sshd = module.get_bin_path('sshd', opt_dirs=['/usr/sbin', '/sbin'])
     if not sshd:

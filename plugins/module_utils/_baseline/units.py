@@ -7,6 +7,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+
 def enabled_units(module):
     systemctl = module.get_bin_path('systemctl')
     if not systemctl:
