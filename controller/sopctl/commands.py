@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,15 +131,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from . import api
 
-    import os
-
     eng = _engine(args)
     try:
         operator = eng.actor.identity().id
     except SopctlError:
         operator = None
     res = api.submit(args.change_request, args.inventory, operator=operator, allow_conflict=args.allow_conflict,
-                     submitted_by=operator or os.environ.get("USER", "?"), engine=eng)
+                     submitted_by=operator or os.environ.get("USER", "?"), engine=eng)  # read here, at the edge
     declare_result(args, EXIT_OK)  # submitted: a closed output cannot undo it
     if args.json:
         _print_json(dict(res, ok=True))
