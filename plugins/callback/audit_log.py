@@ -171,23 +171,23 @@ from ansible.module_utils.common.text.converters import to_text  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 from ansible.release import __version__ as ansible_version  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._audit.chain import AuditLogError  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils._audit.events import (  # noqa: E402
-    INCLUDE_VARS,
-    cli_summary,
-    extra_var_ids,
-    result_fields,
-)
 from ansible_collections.itsop.change.plugins.module_utils._audit.redact import Redactor  # noqa: E402
-from ansible_collections.itsop.change.plugins.module_utils._audit.vault import (  # noqa: E402
-    SCAN_SKIP,
-    collect_vaulted,
-    vault_plaintext,
-)
 from ansible_collections.itsop.change.plugins.module_utils._audit.writer import (  # noqa: E402
     AuditWriter,
     controller_host,
     default_operator,
     ensure_log_dir,
+)
+from ansible_collections.itsop.change.plugins.plugin_utils.audit_events import (  # noqa: E402
+    INCLUDE_VARS,
+    cli_summary,
+    extra_var_ids,
+    result_fields,
+)
+from ansible_collections.itsop.change.plugins.plugin_utils.audit_vault import (  # noqa: E402
+    SCAN_SKIP,
+    collect_vaulted,
+    vault_plaintext,
 )
 
 

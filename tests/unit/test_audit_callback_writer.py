@@ -14,10 +14,10 @@ import pytest
 
 from ansible_collections.itsop.change.plugins.callback import audit_log
 from ansible_collections.itsop.change.plugins.module_utils._audit import chain
-from ansible_collections.itsop.change.plugins.module_utils._audit import events
 from ansible_collections.itsop.change.plugins.module_utils._audit import keys
 from ansible_collections.itsop.change.plugins.module_utils._audit import verify
 from ansible_collections.itsop.change.plugins.module_utils._audit import writer
+from ansible_collections.itsop.change.plugins.plugin_utils import audit_events
 from tests.helpers import COLLECTIONS
 
 
@@ -190,7 +190,7 @@ def test_kill_9_during_an_append_leaves_verifiable_prefix_and_torn_tail(tmp_path
 
 
 def test_extra_var_ids_reads_only_the_two_ids():
-    got = events.extra_var_ids([
+    got = audit_events.extra_var_ids([
         "itsop_change_id=CR-42 db_password=hunter2", '{"itsop_stage": 3, "token": "t"}', "@vars.yml", "",
     ])
     assert got == {"itsop_change_id": "CR-42", "itsop_stage": "3"}

@@ -7,8 +7,8 @@
 A vaulted value (an inline ``!vault`` string, or any value read from a file made with
 ``ansible-vault encrypt``) may be printed by a later task in clear text; the ``audit_log``
 callback walks the play's and the task's variables with :func:`collect_vaulted` so that every
-such plaintext is replaced wherever it occurs. Used on the controller only (it reads
-ansible-core's vault and data-tag objects).
+such plaintext is replaced wherever it occurs. Controller side only (a ``plugin_utils``: it
+reads ansible-core's vault and data-tag objects, which a module_utils may not import).
 """
 
 from __future__ import (absolute_import, division, print_function)

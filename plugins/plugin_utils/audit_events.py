@@ -6,7 +6,8 @@
 
 The callback turns each playbook event into a record and hands it to the writer; the parts of a
 record that come from data (the command line's summary, the change id and stage given with
-``-e``, the recorded part of a task result, redacted) are built here. Used on the controller.
+``-e``, the recorded part of a task result, redacted) are built here. Controller side only (a
+``plugin_utils``: it parses ``-e`` with ansible-core's ``parse_kv``).
 """
 
 from __future__ import (absolute_import, division, print_function)
