@@ -94,6 +94,13 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
     assert all(broken["versions_after"][h] == "1.1.0" for h in ("itsop-prd-1", "itsop-prd-2"))
     ev = demo["work"] / "sopctl-home" / "changes" / broken["change_id"] / "evidence"
     assert not (ev / "stage3").exists() or not any((ev / "stage3").glob("itsop-prd-*.json"))
+    # 1.2.0 failed its health check in staging, which was rolled back by itself; production was only
+    # backed up (Tahap 2.1) and never changed
+    staging = json.loads((ev / "stage2" / "staging.json").read_text())
+    assert staging["passed"] is False and "HTTP 500" in staging["hosts"][0]["error"], staging
+    assert broken["versions_after"]["itsop-stg-1"] == broken["versions_before"]["itsop-stg-1"] == "1.1.0"
+    for host in ("itsop-prd-1", "itsop-prd-2"):
+        assert json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())["complete"] is True
 
     st = sopctl_status(demo, monitoring["change_id"])
     assert st["state"] == "rolled_back"
