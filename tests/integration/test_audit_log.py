@@ -244,12 +244,14 @@ def _wait_for_items(log_dir: Path, count: int, proc: subprocess.Popen, timeout: 
     raise AssertionError("no item results appeared in the audit log")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, tmp_path: Path) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait(timeout=60)
+    # ansible's worker processes run in sessions of their own: a killed playbook leaves them behind
+    subprocess.run(["pkill", "-KILL", "-f", str(tmp_path)], check=False)
 
 
 def test_kill_9_mid_run_leaves_a_verifiable_prefix(tmp_path):
@@ -260,7 +262,7 @@ def test_kill_9_mid_run_leaves_a_verifiable_prefix(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
-        _stop(proc)
+        _stop(proc, tmp_path)
     res = json.loads(sopctl("audit", "verify", "--json", str(log)).stdout)["results"][0]
     assert res["status"] in ("incomplete", "torn_tail"), res
     assert res["records"] >= 8  # run_start .. the item results before the kill all verify
@@ -284,7 +286,7 @@ def test_interruption_is_recorded_and_the_log_ends_cleanly(tmp_path, signum):
         os.kill(proc.pid, signum)
         proc.wait(timeout=60)
     finally:
-        _stop(proc)
+        _stop(proc, tmp_path)
     verify = sopctl("audit", "verify", str(log))
     assert verify.returncode == 0, verify.stdout
     recs = records(log)
