@@ -91,20 +91,25 @@ def host_changes(out: str, name: str) -> list[str]:
     return re.findall(rf"^changed: \[{re.escape(name)}\].*$", out, re.M)
 
 
+def refused_before_any_host(estate, proc, reason: str) -> None:
+    """The stage failed with ``reason`` and no host was contacted or changed."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert reason in out, out[-3000:]
+    for host in estate["hosts"].values():
+        assert f"[{host.name}]" not in out, f"{host.name} was contacted"
+        assert version(host) == "1.0.0"
+        assert host.exec("test", "-e", "/var/lib/itsop/changes", check=False).returncode == 1
+        assert host.exec("test", "-e", "/var/lib/itsop-demo-web/maintenance", check=False).returncode == 1
+
+
 def test_stage3_outside_window_is_refused_before_any_host(estate):
     tmp = estate["tmp"]
     evidence = tmp / "ev-window"
     change = change_file(tmp, "security-patch-1.1.0.yml", window_hours=(-5, -3), change_id="CHG-2026-9000")
     proc = stage("stage3_execute.yml", estate, change, evidence, "-e", "stage3_require_staging_pass=false",
                  check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "outside the approved change window: the change window closed at" in out
-    for host in estate["hosts"].values():
-        assert f"[{host.name}]" not in out, f"{host.name} was contacted"
-        assert version(host) == "1.0.0"
-        assert host.exec("test", "-e", "/var/lib/itsop/changes", check=False).returncode == 1
-        assert host.exec("test", "-e", "/var/lib/itsop-demo-web/maintenance", check=False).returncode == 1
+    refused_before_any_host(estate, proc, "outside the approved change window: the change window closed at")
     # the test-only clock override puts the same run inside the window's grace period
     future = change_file(tmp, "security-patch-1.1.0.yml", window_hours=(1, 2), change_id="CHG-2026-9000")
     proc = stage("stage3_execute.yml", estate, future, evidence, "-e", "stage3_require_staging_pass=false",
@@ -122,12 +127,7 @@ def test_stage3_without_a_passed_staging_simulation_is_refused_before_any_host(e
     (evidence / "stage2" / "staging.json").write_text(json.dumps({"passed": False, "hosts": []}))
     change = change_file(tmp, "broken-update-1.2.0.yml", change_id="CHG-2026-9002")
     proc = stage("stage3_execute.yml", estate, change, evidence, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "stage 3 does not start without a passed staging simulation" in out
-    for host in estate["hosts"].values():
-        assert f"[{host.name}]" not in out, f"{host.name} was contacted"
-        assert version(host) == "1.0.0"
+    refused_before_any_host(estate, proc, "stage 3 does not start without a passed staging simulation")
 
 
 def test_stage1_plan_is_read_only_and_complete(estate):
