@@ -221,3 +221,14 @@ def test_every_role_has_argument_specs_and_readme():
 def test_changelog_fragments_lint():
     proc = run([str(VENV_BIN / "antsibull-changelog"), "lint"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+MAX_PYTHON_LINES = 600  # issue 22: a file holds one idea; past this it holds several
+
+
+def test_no_python_file_over_the_line_limit():
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"]).stdout.split()
+    assert files, "git ls-files found no Python files"
+    too_long = {name: n for name in files if (REPO / name).is_file()
+                and (n := len((REPO / name).read_text(encoding="utf-8").splitlines())) > MAX_PYTHON_LINES}
+    assert too_long == {}, f"split these by idea (limit {MAX_PYTHON_LINES} lines): {too_long}"
