@@ -26,13 +26,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-        # Parallel workers (scripts/test.sh runs pytest-xdist with --dist loadgroup): the tests of a
-        # file stay on one worker, so a module-scoped estate of containers is made once; each
-        # Molecule scenario is a group of its own (they share nothing).
-        scenario = getattr(item, "callspec", None) and item.callspec.params.get("scenario")
-        in_molecule = item.path.name == "test_molecule.py" and scenario
-        group = f"molecule-{scenario}" if in_molecule else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
