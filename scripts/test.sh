@@ -11,5 +11,6 @@ bash scripts/setup.sh
 podman ps -aq --filter label=itsop.test=1 | xargs -r podman rm -f -t 0 >/dev/null
 # Two workers (pytest-xdist): container work waits on systemd, SSH and the monitoring intervals, so
 # a second stream of tests fills the other core. --dist loadfile keeps a file's tests on one worker
-# (a module-scoped estate of containers is made once). ITSOP_TEST_WORKERS=0: one process.
-exec python -m pytest -p no:cacheprovider -n "${ITSOP_TEST_WORKERS:-2}" --dist loadfile "$@"
+# (a module-scoped estate of containers is made once); files start in collection order, longest
+# first (tests/conftest.py). ITSOP_TEST_WORKERS=0: one process.
+exec python -m pytest -p no:cacheprovider -n "${ITSOP_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
