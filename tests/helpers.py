@@ -69,7 +69,6 @@ def ssh_access(*names: str) -> dict[str, str]:
     One home with the demo: ``scripts/demo-hosts ssh-access`` installs the test controller's key for
     root, starts sshd and pins each host key in ``SSH_KEY``'s folder.
     """
-    SSH_KEY.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     out = run(["bash", str(REPO / "scripts" / "demo-hosts"), "ssh-access", str(SSH_KEY), *names]).stdout
     return dict(line.split() for line in out.splitlines())
 
