@@ -189,6 +189,8 @@ class Demo:
                 "ansible_ssh_pipelining": True,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "demo_app_repo_path": "/srv/itsop-repo",
+                # the demo application answers 503 while this flag exists (role maintenance; production: none)
+                "maintenance_flag": "/var/lib/itsop-demo-web/maintenance",
                 # site settings of the demo (a company sets these in its own inventory)
                 "artifact_verify_base_dir": str(self.work / "artifact-store"),
                 "update_verified_dir": str(self.work / "artifact-store" / "verified") + "/{{ update_change_id }}",

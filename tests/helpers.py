@@ -73,13 +73,20 @@ def ssh_access(*names: str) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
+# What the demo site sets for its hosts (inventories/demo/group_vars/all.yml): the demo application's
+# maintenance flag, which role itsop.change.maintenance sets and removes (production default: none).
+DEMO_SITE_VARS = {"maintenance_flag": "/var/lib/itsop-demo-web/maintenance"}
+
+
 def ssh_hostvars(address: str) -> dict[str, object]:
-    """Connection variables for a test host reached over SSH with pipelining (as the demo does)."""
+    """Variables for a test host reached over SSH with pipelining (as the demo does), with the demo
+    site's settings (``DEMO_SITE_VARS``): every test host runs the demo application."""
     return {"ansible_connection": "ssh", "ansible_host": address, "ansible_user": "root",
             "ansible_ssh_private_key_file": str(SSH_KEY),
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={SSH_KEY.parent / 'known_hosts'} "
                                        "-o StrictHostKeyChecking=yes",
-            "ansible_ssh_pipelining": True, "ansible_python_interpreter": "/usr/bin/python3"}
+            "ansible_ssh_pipelining": True, "ansible_python_interpreter": "/usr/bin/python3",
+            **DEMO_SITE_VARS}
 
 
 class TestHost:
