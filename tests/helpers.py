@@ -130,3 +130,16 @@ class TestHost:
         path = tmp / f"inventory-{self.name}.json"
         path.write_text(json.dumps(inv))
         return path
+
+
+def evidence(path: Path, kind: str, change_id: str | None = None, host: str | None = None) -> dict:
+    """Read an evidence file a stage wrote and check it keeps the contract: the envelope (kind,
+    change, host; ``passed`` agrees with ``reasons``) and the JSON Schema of its kind."""
+    from sopctl.evidence import schema_problems
+
+    from ansible_collections.itsop.change.plugins.module_utils._evidence import envelope
+
+    doc = json.loads(Path(path).read_text())
+    problems = envelope.problems(doc, kind=kind, change_id=change_id, host=host) or schema_problems(doc, kind)
+    assert problems == [], f"{path}: {problems}"
+    return doc

@@ -14,34 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from . import approvals as ap
+from . import evidence
 from .changes import target_list
 from .errors import Refusal
 from .policy import DEFAULT_QUORUM, Roster
 from .stage_table import GATE_AFTER, PRODUCTION_STAGE
-from .store import Store, read_json_file
-
-
-def passed(doc: Any) -> bool:
-    """An evidence document says *passed*, in the form its producer writes.
-
-    ``passed: true`` or ``verdict: passed`` (stage documents), ``result: passed`` (the artifact
-    verification record of role artifact_verify), ``complete: true`` (the backup checklist of role
-    backup, ``itsop-backup-checklist/1``); any of them saying otherwise fails.
-    """
-    if not isinstance(doc, dict):
-        return False
-    verdicts = {
-        "passed": doc.get("passed"),
-        "verdict": doc.get("verdict"),
-        "result": doc.get("result"),
-        "complete": doc.get("complete"),
-    }
-    if verdicts["passed"] is False or verdicts["complete"] is False:
-        return False
-    if verdicts["verdict"] not in (None, "passed") or verdicts["result"] not in (None, "passed"):
-        return False
-    return (verdicts["passed"] is True or verdicts["complete"] is True
-            or "passed" in (verdicts["verdict"], verdicts["result"]))
+from .store import Store
 
 
 @dataclass
@@ -136,21 +114,19 @@ def evidence_problems(store: Store, change: dict[str, Any]) -> list[str]:
     ev = store.evidence_dir(change["id"]) / "stage2"
     problems = []
 
-    def check(path: Path, missing: str | None, failed: str) -> None:
-        doc, unreadable = read_json_file(path)
-        if unreadable:
-            problems.append(f"{failed}: {unreadable} ({path})")
-        elif doc is None:
+    def check(path: Path, kind: str, host: str | None, missing: str | None, failed: str) -> None:
+        doc = evidence.load(path, kind, change_id=change["id"], host=host)
+        if doc.missing:
             if missing:
                 problems.append(f"{missing} ({path})")
-        elif not passed(doc):
-            problems.append(f"{failed} ({path})")
+        elif not doc.passed:
+            problems.append(f"{failed}: {'; '.join(doc.reasons)} ({path})")
 
     for host in change["targets"].get("production", []):
-        check(ev / "backup" / host / "checklist.json", f"no backup checklist for production host {host}",
-              f"backup checklist of {host} is not verified/passed")
-    check(ev / "artifacts" / "verification.json",
+        check(ev / "backup" / host / "checklist.json", "backup", host,
+              f"no backup checklist for production host {host}", f"backup checklist of {host} is not complete")
+    check(ev / "artifacts" / "verification.json", "artifacts", None,
           "no artifact verification record" if (change["cr"].get("items") or {}).get("artifacts") else None,
           "artifact verification did not pass")
-    check(ev / "staging.json", "no staging run verdict", "the staging run did not pass")
+    check(ev / "staging.json", "staging", None, "no staging run verdict", "the staging run did not pass")
     return problems

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import Store, read_json_file
+from . import evidence
+from .store import Store
 
 
 @dataclass
@@ -22,8 +23,10 @@ class Incidents:
 
 def read_incidents(store: Store, change: dict[str, Any], summary: dict[str, Any] | None) -> Incidents:
     path = store.evidence_dir(change["id"]) / "stage5" / "incidents.json"
-    doc, _problem = read_json_file(path)
-    incidents = [i for i in doc.get("incidents") or [] if isinstance(i, dict)] if isinstance(doc, dict) else []
+    doc = evidence.load(path, "incidents", change_id=change["id"])
+    # a file that breaks the contract (another change's, no envelope) counts no incident of its
+    # own; the run's summary still gives the count
+    incidents = [] if doc.invalid else [i for i in doc.body.get("incidents") or [] if isinstance(i, dict)]
     counted = (summary or {}).get("incidents")
     count = len(incidents) or (len(counted) if isinstance(counted, list) else int(counted or 0))
     brief = [{"id": i.get("id"), "host": i.get("host"), "what": str(i.get("what") or "")[:300],

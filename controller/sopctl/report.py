@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from . import evidence as evidence_files
 from . import textsafe
 from .changelog import chain
 from .errors import SopctlError
 from .gates import binding as gate_binding
 from .stage_table import EVIDENCE_SOURCES, PRODUCTION_STAGE
 from .stage_table import stage as stage_record
-from .store import read_json_file, utc_now
+from .store import utc_now
 
 FORMATS = ("html", "md", "json")
 LANGS = ("id", "en")
@@ -65,23 +66,6 @@ _FAILED_STATUSES = ("failed", "item_failed", "unreachable", "async_failed")
 
 def _redactor():
     return chain().Redactor()
-
-
-def _verdict(doc: Any) -> str | None:
-    """``passed`` / ``failed`` / the document's own verdict, or None when it says nothing."""
-    if not isinstance(doc, dict):
-        return None
-    if isinstance(doc.get("verdict"), str):
-        return doc["verdict"]
-    if isinstance(doc.get("result"), str) and doc["result"] in ("passed", "failed", "success", "succeeded"):
-        return doc["result"]
-    if isinstance(doc.get("passed"), bool):
-        return "passed" if doc["passed"] else "failed"
-    if isinstance(doc.get("healthy"), bool):
-        return "passed" if doc["healthy"] else "failed"
-    if isinstance(doc.get("status"), str):
-        return doc["status"]
-    return None
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -196,28 +180,36 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     evidence: dict[str, Any] = {}
     problems_reading: list[str] = []
 
-    def load(rel: str) -> Any:
-        doc, prob = read_json_file(ev_dir / rel)
-        if prob:
-            problems_reading.append(f"{rel}: {prob}")
-        return red.redact(doc) if doc is not None else None
+    verdicts: dict[str, evidence_files.Evidence] = {}
 
-    plan = load("stage1/plan.json")
-    evidence["plan"] = None if plan is None else {"file": "stage1/plan.json", "verdict": _verdict(plan),
-                                                  "schedule": plan.get("schedule") if isinstance(plan, dict) else None}
+    def load(rel: str, kind: str, host: str | None = None) -> Any:
+        """The redacted document at ``rel`` (None when missing or unreadable); its verdict in ``verdicts``."""
+        ev = evidence_files.load(ev_dir / rel, kind, change_id=change["id"], host=host)
+        verdicts[rel] = ev
+        if ev.invalid:
+            problems_reading.append(f"{rel}: {'; '.join(ev.invalid)}")
+        return red.redact(ev.doc) if ev.doc is not None else None
+
+    def outcome(rel: str) -> dict[str, Any]:
+        ev = verdicts[rel]
+        return {"verdict": ev.verdict, "reasons": [_short(r, 200) for r in red.redact(ev.reasons)]}
+
+    plan = load("stage1/plan.json", "plan")
+    evidence["plan"] = None if plan is None else {"file": "stage1/plan.json", **outcome("stage1/plan.json"),
+                                                  "schedule": plan.get("schedule")}
     backup = []
     for host in change["targets"].get("production", []):
-        doc = load(f"stage2/backup/{host}/checklist.json")
+        rel = f"stage2/backup/{host}/checklist.json"
+        doc = load(rel, "backup", host)
         if doc is None:
             backup.append({"host": host, "available": False})
             continue
         items = [{"id": i.get("id"), "label": i.get("en") or i.get("id_label") or i.get("id"),
                   "label_id": i.get("id_label") or i.get("en") or i.get("id"), "ok": i.get("ok")}
-                 for i in (doc.get("items") or []) if isinstance(i, dict)] if isinstance(doc, dict) else []
-        backup.append({"host": host, "available": True, "verdict": _verdict(doc), "items": items,
-                       "complete": doc.get("complete") if isinstance(doc, dict) else None})
+                 for i in (doc.get("items") or []) if isinstance(i, dict)]
+        backup.append({"host": host, "available": True, **outcome(rel), "items": items})
     evidence["backup"] = backup
-    art = load("stage2/artifacts/verification.json")
+    art = load("stage2/artifacts/verification.json", "artifacts")
     if art is None:
         evidence["artifacts"] = None
     else:
@@ -230,24 +222,24 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
             rows.append({"name": a.get("name"), "passed": a.get("passed"),
                          "sha256": (a.get("digests") or {}).get("sha256"),
                          "checks": {k: (v.get("verdict") if isinstance(v, dict) else v) for k, v in checks.items()}})
-        evidence["artifacts"] = {"verdict": _verdict(art) or _verdict(inner), "artifacts": rows}
-    staging = load("stage2/staging.json")
-    evidence["staging"] = None if staging is None else {"verdict": _verdict(staging)}
+        evidence["artifacts"] = {**outcome("stage2/artifacts/verification.json"), "artifacts": rows}
+    staging = load("stage2/staging.json", "staging")
+    evidence["staging"] = None if staging is None else outcome("stage2/staging.json")
     execution = []
     for host in change["targets"].get("production", []):
-        doc = load(f"stage3/{host}.json")
+        doc = load(f"stage3/{host}.json", "execution", host)
         if doc is None:
             execution.append({"host": host, "available": False})
             continue
-        execution.append({"host": host, "available": True, "verdict": _verdict(doc),
+        execution.append({"host": host, "available": True, **outcome(f"stage3/{host}.json"),
                           "versions": _short(doc.get("versions"), 200) if doc.get("versions") else None,
                           "downtime_seconds": doc.get("downtime_seconds")})
     evidence["execution"] = execution
-    summary3 = load("stage3/summary.json")
-    evidence["execution_summary"] = None if summary3 is None else {"verdict": _verdict(summary3)}
+    summary3 = load("stage3/summary.json", "execution_summary")
+    evidence["execution_summary"] = None if summary3 is None else outcome("stage3/summary.json")
     functional = []
     for host in change["targets"].get("production", []):
-        doc = load(f"stage4/{host}.json")
+        doc = load(f"stage4/{host}.json", "functional_tests", host)
         if doc is None:
             continue
         vr = doc.get("validate_result") if isinstance(doc.get("validate_result"), dict) else doc
@@ -256,7 +248,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
                 functional.append({"host": host, "type": chk.get("type"), "name": chk.get("name"),
                                    "passed": chk.get("passed"), "message": _short(chk.get("message") or "", 160)})
     evidence["functional_tests"] = functional or None
-    sec = load("stage4/security.json")
+    sec = load("stage4/security.json", "security_tests")
     if sec is None:
         evidence["security_tests"] = None
     else:
@@ -266,8 +258,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
                 per_host.append({"host": host, "passed": res.get("passed"),
                                  "blocking": len(res.get("blocking") or []),
                                  "findings": len(res.get("findings") or [])})
-        evidence["security_tests"] = {"verdict": _verdict(sec), "hosts": per_host}
-    mon = load("stage5/monitoring.json")
+        evidence["security_tests"] = {**outcome("stage4/security.json"), "hosts": per_host}
+    mon = load("stage5/monitoring.json", "monitoring")
     if mon is None:
         evidence["monitoring"] = None
     else:
@@ -279,8 +271,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
                           "availability_pct": s.get("availability_pct"), "p95_latency_ms": lat.get("p95"),
                           "restarts": s.get("restarts"), "journal_errors": s.get("journal_errors"),
                           "service_down_samples": s.get("service_down_samples")})
-        evidence["monitoring"] = {"verdict": _verdict(mon), "hosts": mrows}
-    inc = load("stage5/incidents.json")
+        evidence["monitoring"] = {**outcome("stage5/monitoring.json"), "hosts": mrows}
+    inc = load("stage5/incidents.json", "incidents")
     incidents = []
     if isinstance(inc, dict):
         for i in inc.get("incidents") or []:

@@ -7,6 +7,6 @@ The engine is :mod:`sopctl.engine`, its gates :mod:`sopctl.gates`, the stage tab
 from __future__ import annotations
 
 from .engine import CANCEL_ROLES, Engine
-from .gates import GateState, passed
+from .gates import GateState
 
-__all__ = ["CANCEL_ROLES", "Engine", "GateState", "passed"]
+__all__ = ["CANCEL_ROLES", "Engine", "GateState"]

@@ -77,12 +77,12 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
     assert patch["versions_before"] == {h: "1.0.0" for h in patch["versions_before"]}
     ev = demo["work"] / "sopctl-home" / "changes" / patch["change_id"] / "evidence"
     artifacts = json.loads((ev / "stage2" / "artifacts" / "verification.json").read_text())
-    assert artifacts["result"] == "passed"
+    assert artifacts["kind"] == "artifacts" and artifacts["passed"] is True
     text = json.dumps(artifacts)
     assert "clamscan" in text or "clamav" in text.lower()
     for host in ("itsop-prd-1", "itsop-prd-2"):
         checklist = json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())
-        assert checklist["complete"] is True, checklist
+        assert checklist["passed"] is True and all(i["ok"] for i in checklist["items"]), checklist
         created = next(i for i in checklist["items"] if i["id"] == "backup_created")
         assert created["evidence"]["record_signed"] is True, created  # sopctl's backup record key
         assert json.loads((ev / "stage3" / f"{host}.json").read_text())["status"] == "succeeded"
@@ -98,9 +98,10 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
     # backed up (Tahap 2.1) and never changed
     staging = json.loads((ev / "stage2" / "staging.json").read_text())
     assert staging["passed"] is False and "HTTP 500" in staging["hosts"][0]["error"], staging
+    assert staging["reasons"] == [f"itsop-stg-1: {staging['hosts'][0]['error']}"], staging
     assert broken["versions_after"]["itsop-stg-1"] == broken["versions_before"]["itsop-stg-1"] == "1.1.0"
     for host in ("itsop-prd-1", "itsop-prd-2"):
-        assert json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())["complete"] is True
+        assert json.loads((ev / "stage2" / "backup" / host / "checklist.json").read_text())["passed"] is True
 
     st = sopctl_status(demo, monitoring["change_id"])
     assert st["state"] == "rolled_back"
@@ -112,6 +113,29 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
         assert monitoring["config_after_stage3"][host] != monitoring["config_before"][host]
         assert config_digest(name) == monitoring["config_before"][host]
     assert "DEMO FAILED" not in demo["out"]
+
+
+def test_every_evidence_file_keeps_the_contract(demo):
+    """Issue 22: every JSON evidence file the three changes wrote carries the envelope (kind, change,
+    host, passed agreeing with reasons) and matches the JSON Schema of its kind; the gate's and the
+    report's loader accepts it; the report's verdicts are the envelope's."""
+    from sopctl.evidence import KINDS
+
+    from tests.helpers import evidence
+
+    changes = demo["work"] / "sopctl-home" / "changes"
+    seen: dict[str, int] = {}
+    for path in sorted(changes.glob("*/evidence/**/*.json")):
+        doc = json.loads(path.read_text())
+        assert isinstance(doc, dict) and doc.get("kind") in KINDS, f"{path}: no evidence envelope"
+        cid = path.relative_to(changes).parts[0]
+        evidence(path, doc["kind"], cid)
+        seen[doc["kind"]] = seen.get(doc["kind"], 0) + 1
+    # the demo's three changes reach every stage: each kind a stage writes is there and was checked
+    assert set(seen) >= {"plan", "backup", "artifacts", "baseline", "staging", "execution", "execution_summary",
+                         "functional_tests", "security_tests", "monitoring", "incidents", "rollback"}, seen
+    report = json.loads((changes / scenario(demo, "patch")["change_id"] / "reports" / "report.json").read_text())
+    assert all(b["verdict"] == "passed" for b in report["evidence"]["backup"]), report["evidence"]["backup"]
 
 
 def test_backup_record_key_stays_in_its_file(demo):

@@ -186,8 +186,8 @@ def test_role_releases_verified_artifacts_with_hashed_record(tmp_path, gpg_world
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     record = json.loads(record_path.read_text())
-    assert record["kind"] == "itsop.change.artifact_verification" and record["record_version"] == 1
-    assert record["result"] == "passed" and record["change_id"] == "CR-2025-042"
+    assert record["kind"] == "artifacts" and record["version"] == 1 and record["host"] is None
+    assert record["passed"] is True and record["reasons"] == [] and record["change_id"] == "CR-2025-042"
     assert record["verification"]["passed"] is True
     by_name = {a["name"]: a for a in record["verification"]["artifacts"]}
     assert by_name[art.name]["checks"]["signature"]["verdict"] == "pass"
@@ -232,7 +232,8 @@ def test_role_failing_artifact_stops_before_managed_hosts_and_keeps_evidence(tmp
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     record = json.loads(records[0].read_text())
-    assert record["result"] == "failed"
+    assert record["passed"] is False and record["kind"] == "artifacts"
+    assert "malware found" in record["reasons"][0] and record["failed_task"] in record["reasons"][0]
     assert sorted(record["verification"]["failed_artifacts"]) == ["app.tar.gz", "patch.bin"]
     assert "malware found" in record["message"] and "not a pinned fingerprint" in record["message"]
     fail = task_result(out, "Stop before any managed host is touched")
@@ -253,5 +254,6 @@ def test_role_download_with_wrong_checksum_stops_and_keeps_evidence(tmp_path, gp
     records = list((tmp_path / "store" / "evidence" / "CR-2025-042").glob("verification-record-failed-*.json"))
     assert len(records) == 1
     record = json.loads(records[0].read_text())
-    assert record["result"] == "failed" and "checksum" in record["message"].lower()
+    assert record["passed"] is False and "checksum" in record["message"].lower()
+    assert "checksum" in record["reasons"][0].lower()
     assert "Download the artifact" in record["failed_task"]

@@ -158,7 +158,7 @@ def test_report_content_from_the_real_runs(world):
     ev = rep["evidence"]
     assert [(b["host"], b["verdict"]) for b in ev["backup"]] == [("prd-local-1", "passed"), ("prd-local-2", "passed")]
     assert ev["artifacts"]["verdict"] == "passed" and ev["staging"]["verdict"] == "passed"
-    assert [x["verdict"] for x in ev["execution"]] == ["success", "success"]
+    assert [x["verdict"] for x in ev["execution"]] == ["passed", "passed"]
     # the stand-in stages 4/5 write no test or monitoring evidence: the report must not invent any
     assert ev["functional_tests"] is None and ev["security_tests"] is None and ev["monitoring"] is None
     assert {h["host"] for h in rep["hosts"]} == {"localhost", "prd-local-1", "prd-local-2"}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, TestHost, ansible_playbook, have_podman_image, ssh_hostvars
+from tests.helpers import evidence as evidence_doc
 
 EXAMPLES = REPO / "docs" / "examples" / "change-requests"
 PLAYBOOKS = REPO / "playbooks"
@@ -45,6 +46,12 @@ def estate(tmp_path_factory):
     finally:
         for host in hosts.values():
             host.remove()
+
+
+DROP_IN = "/etc/systemd/system/itsop-demo-web.service.d/refuse-new-version.conf"
+REFUSE_NEW_VERSION = """[Service]
+ExecStartPre=/bin/sh -c 'v=$$(dpkg-query -W -f=\"$${Version}\" itsop-demo-web); dpkg --compare-versions \"$$v\" lt 1.1.0'
+"""
 
 
 def change_file(tmp: Path, example: str, *, window_hours: tuple[float, float] = (-1, 2), config: bool = False,
@@ -143,8 +150,8 @@ def test_stage1_plan_is_read_only_and_complete(estate):
         after = host.exec("find", "/etc", "/var/lib/itsop-demo-web", "-newer", "/etc/hostname").stdout
         assert after == before[host.name], f"stage 1 changed files on {host.name}"
         assert version(host) == "1.0.0"
-    plan = json.loads((evidence / "stage1" / "plan.json").read_text())
-    assert plan["change_id"] == "CHG-2026-9001"
+    plan = evidence_doc(evidence / "stage1" / "plan.json", "plan", "CHG-2026-9001")
+    assert plan["passed"] is True
     assert [b["environment"] for b in plan["batches"]] == ["staging", "production", "production"]
     assert plan["batches"][0]["hosts"] == [stg.name]
     by_host = {h["host"]: h for h in plan["hosts"]}
@@ -171,10 +178,19 @@ def test_forced_production_failure_rolls_back_and_stops_batches(estate):
     stg, prd1, prd2 = estate["hosts"].values()
     config_before = sha(prd1, CONFIG)
     stage("stage2_prepare.yml", estate, change, evidence)
-    assert json.loads((evidence / "stage2" / "staging.json").read_text())["passed"] is True
+    assert evidence_doc(evidence / "stage2" / "staging.json", "staging", "CHG-2026-9003")["passed"] is True
     assert version(stg) == "1.1.0" and version(prd1) == "1.0.0"
-    proc = stage("stage3_execute.yml", estate, change, evidence, "-e", json.dumps({"update_fail_hosts": [prd1.name]}),
-                 check=False)
+    # a real failure on prd1 only: the new version does not start there (a systemd drop-in refuses
+    # to start itsop-demo-web at 1.1.0 or later), so its health check fails and the host is rolled back
+    prd1.exec("mkdir", "-p", DROP_IN.rsplit("/", 1)[0])
+    prd1.exec("sh", "-c", f"cat > {DROP_IN} <<'EOF'\n{REFUSE_NEW_VERSION}EOF")
+    prd1.exec("systemctl", "daemon-reload")
+    try:
+        proc = stage("stage3_execute.yml", estate, change, evidence, "-e", "update_health_retries=2",
+                     "-e", "update_health_delay=1", check=False)
+    finally:
+        prd1.exec("rm", "-f", DROP_IN)
+        prd1.exec("systemctl", "daemon-reload")
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert version(prd1) == "1.0.0"
     assert sha(prd1, CONFIG) == config_before
@@ -182,16 +198,18 @@ def test_forced_production_failure_rolls_back_and_stops_batches(estate):
     assert prd1.exec("python3", "-c", "import urllib.request;print(urllib.request.urlopen("
                      "'http://127.0.0.1:8080/health').status)").stdout.strip() == "200"
     assert version(prd2) == "1.0.0", "the next batch must not start"
-    record = json.loads((evidence / "stage3" / f"{prd1.name}.json").read_text())
-    assert record["status"] == "failed_rolled_back"
+    record = evidence_doc(evidence / "stage3" / f"{prd1.name}.json", "execution", "CHG-2026-9003", prd1.name)
+    assert record["status"] == "failed_rolled_back" and record["passed"] is False
+    assert record["reasons"][0].startswith("failed_rolled_back: ")
     assert record["packages_before"] == {"itsop-demo-web": "1.0.0"}
     assert record["packages_after"] == {"itsop-demo-web": "1.0.0"}
     assert record["rollback"]["status"] == "succeeded"
-    assert "forced failure" in record["error"]
-    summary = json.loads((evidence / "stage3" / "summary.json").read_text())
+    assert "itsop-demo-web" in record["error"] or "health check failed" in record["error"], record["error"]
+    summary = evidence_doc(evidence / "stage3" / "summary.json", "execution_summary", "CHG-2026-9003")
     assert summary["not_started"] == [prd2.name]
     assert summary["failed"] == [prd1.name]
     assert summary["passed"] is False
+    assert summary["reasons"] == [f"{prd1.name}: failed_rolled_back", f"{prd2.name}: not_started"]
     assert not (evidence / "stage3" / f"{prd2.name}.json").exists()
 
 
@@ -206,9 +224,9 @@ def test_security_patch_goes_through_staging_then_production(estate):
     for host in (stg, prd1, prd2):
         assert version(host) == "1.1.0"
         assert f"Selamat datang, {host.name}" in host.exec("cat", CONFIG).stdout
-    summary = json.loads((evidence / "stage3" / "summary.json").read_text())
+    summary = evidence_doc(evidence / "stage3" / "summary.json", "execution_summary", "CHG-2026-9003")
     assert summary["passed"] is True and summary["not_started"] == []
-    record = json.loads((evidence / "stage3" / f"{prd2.name}.json").read_text())
+    record = evidence_doc(evidence / "stage3" / f"{prd2.name}.json", "execution", "CHG-2026-9003", prd2.name)
     assert record["status"] == "succeeded"
     assert record["packages_before"] == {"itsop-demo-web": "1.0.0"}
     assert record["packages_after"] == {"itsop-demo-web": "1.1.0"}

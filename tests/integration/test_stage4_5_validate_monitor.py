@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, ansible_playbook, base_env, podman
+from tests.helpers import evidence as evidence_doc
 
 PLAYS = REPO / "tests" / "integration" / "playbooks" / "validate_monitor"
 SECRET = "T0SECRET/B0SECRET/xoxb-not-a-real-token-7f3a"
@@ -128,8 +129,8 @@ def test_stage4_110_passes_and_111_fails_security_gate(testhost, tmp_path):
 
     proc = ansible_playbook(REPO / "playbooks" / "stage4_validate.yml", "-i", str(inv),
                             *stage_vars(tmp_path, write_change(tmp_path, change_request("1.1.0")), 4))
-    result = json.loads((evidence / "stage4" / f"{testhost.name}.json").read_text())
-    assert result["passed"] is True, proc.stdout[-4000:]
+    result = evidence_doc(evidence / "stage4" / f"{testhost.name}.json", "functional_tests", host=testhost.name)
+    assert result["passed"] is True and result["reasons"] == [], proc.stdout[-4000:]
     assert [c["passed"] for c in result["functional"]] == [True] * 6
     assert result["testinfra"]["passed"] is True and "2 passed" in result["testinfra"]["summary"]
     assert result["security"]["baseline_compared"] is True and result["security"]["passed"] is True
@@ -148,13 +149,15 @@ def test_stage4_110_passes_and_111_fails_security_gate(testhost, tmp_path):
                             *stage_vars(tmp_path, write_change(tmp_path, change), 4), check=False)
     assert proc.returncode != 0
     assert "new listening port 9090/tcp" in proc.stdout
-    result = json.loads((evidence / "stage4" / f"{testhost.name}.json").read_text())
-    assert result["passed"] is False
+    result = evidence_doc(evidence / "stage4" / f"{testhost.name}.json", "functional_tests", host=testhost.name)
+    (reason,) = result["reasons"]  # functional checks passed: security is the one reason
+    assert result["passed"] is False and reason.startswith("security: ") and "blocking finding(s)" in reason, reason
     assert all(c["passed"] for c in result["functional"])
     (finding,) = [f for f in result["security"]["findings"] if f["id"] == "new-listening-port"]
     assert finding["subject"] == "9090/tcp" and finding["severity"] == "high" and finding["blocking"]
-    security = json.loads((evidence / "stage4" / "security.json").read_text())
-    assert security["passed"] is False
+    security = evidence_doc(evidence / "stage4" / "security.json", "security_tests")
+    (reason,) = security["reasons"]
+    assert security["passed"] is False and reason.startswith(f"{testhost.name}: ") and "blocking" in reason, reason
     assert 'failures="1"' in (evidence / "stage4" / "junit.xml").read_text()
 
 
@@ -172,15 +175,18 @@ def test_stage5_health_500_incident_webhooks_and_rollback(testhost, tmp_path):
     assert "Rolled back automatically with test_rollback" in out
     assert SECRET not in out
 
-    monitoring = json.loads((evidence / "stage5" / "monitoring.json").read_text())
+    monitoring = evidence_doc(evidence / "stage5" / "monitoring.json", "monitoring", "CHG-2026-0777")
     host = monitoring["hosts"][testhost.name]
-    assert monitoring["healthy"] is False and host["healthy"] is False
+    assert monitoring["passed"] is False and host["healthy"] is False
+    assert monitoring["kind"] == "monitoring" and monitoring["reasons"][0].startswith(f"{testhost.name}: "), monitoring
     assert host["summary"]["http_status_counts"].get("500", 0) >= 1
     assert host["summary"]["availability_pct"] < 99
     assert host["stopped_early"] is True  # availability could no longer be met: incident at once
 
-    incidents = json.loads((evidence / "stage5" / "incidents.json").read_text())["incidents"]
+    incidents_doc = evidence_doc(evidence / "stage5" / "incidents.json", "incidents", "CHG-2026-0777")
+    incidents = incidents_doc["incidents"]
     (incident,) = incidents
+    assert incidents_doc["passed"] is False and incidents_doc["reasons"] == [f"{incident['id']}: {incident['what']}"]
     assert incident["host"] == testhost.name and incident["change_id"] == "CHG-2026-0777"
     assert incident["detected_at"].endswith("Z")
     assert "availability_pct" in [b["metric"] for b in incident["breaches"]]

@@ -196,7 +196,8 @@ def _plugins(kind: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
 
 
-@pytest.mark.parametrize(("kind", "plugin_dir"), [("module", "modules"), ("callback", "callback")])
+@pytest.mark.parametrize(("kind", "plugin_dir"),
+                         [("module", "modules"), ("callback", "callback"), ("filter", "filter")])
 def test_ansible_doc_renders_every_plugin(kind: str, plugin_dir: str):
     names = _plugins(plugin_dir)
     if not names:

@@ -30,14 +30,6 @@ def test_compliance_map_covers_the_issue_controls():
         assert c["evidence"] and all(k in rp.EVIDENCE_SOURCES for k in c["evidence"])
 
 
-@pytest.mark.parametrize("doc, verdict", [
-    ({"verdict": "passed", "passed": True}, "passed"), ({"passed": False}, "failed"),
-    ({"result": "success"}, "success"),
-    ({"healthy": True}, "passed"), ({"status": "failed_rolled_back"}, "failed_rolled_back"), ({}, None), ([], None)])
-def test_verdict(doc, verdict):
-    assert rp._verdict(doc) == verdict
-
-
 def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
     world = World(tmp_path)
     proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9701")))
