@@ -91,7 +91,7 @@ STAGES: tuple[Stage, ...] = (
            SopStep("2.2", "valid, malware-free installation files", roles=("artifact_verify",),
                    modules=("artifact_verify",), evidence=("artifacts",)),
            SopStep("2.3", "staging simulation", roles=("update", "validate"),
-                   modules=("health_watch", "security_baseline_info"), evidence=("staging",))),
+                   modules=("functional_check", "security_baseline_info"), evidence=("staging",))),
           files="`stage2/backup/<host>/checklist.json` (+ archive and manifest in the backup store), "
                 "`stage2/artifacts/verification.json`, `stage2/staging.json` (staging simulation verdict), "
                 "`stage2/baseline/<host>.json`",
@@ -101,7 +101,7 @@ STAGES: tuple[Stage, ...] = (
           (SopStep("3.1", "install or update in the approved window", roles=("update",),
                    modules=("change_window_info",), evidence=("execution",)),
            SopStep("3.2", "monitor the process (stop on failure, roll back)", roles=("update", "rollback"),
-                   modules=("backup_restore",), evidence=("execution",)),
+                   modules=("functional_check", "backup_restore"), evidence=("execution",)),
            SopStep("3.3", "document every step and configuration change", roles=("update",),
                    evidence=("execution", "audit_logs"))),
           files="`stage3/<host>.json` (before/after versions, config diffs, result, rollback), "
@@ -110,7 +110,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("4", "Pengujian dan validasi", "testing and validation", "stage4_validate.yml", "signoff",
           (_ev("functional_tests", "4.1", "evidence/stage4/<host>.json, stage4/junit.xml"),
            _ev("security_tests", "4.2", "evidence/stage4/security.json")),
-          (SopStep("4.1", "functional testing", roles=("validate",), modules=("health_watch",),
+          (SopStep("4.1", "functional testing", roles=("validate",), modules=("functional_check",),
                    evidence=("functional_tests",)),
            SopStep("4.2", "security testing (no new hole)", roles=("validate",), modules=("security_baseline_info",),
                    evidence=("security_tests",)),
