@@ -50,7 +50,7 @@ def estate(tmp_path_factory):
 
 DROP_IN = "/etc/systemd/system/itsop-demo-web.service.d/refuse-new-version.conf"
 REFUSE_NEW_VERSION = """[Service]
-ExecStartPre=/bin/sh -c 'v=$$(dpkg-query -W -f=\"$${Version}\" itsop-demo-web); dpkg --compare-versions \"$$v\" lt 1.1.0'
+ExecStartPre=/bin/sh -c 'v=$$(dpkg-query -W -f="$${Version}" itsop-demo-web); dpkg --compare-versions "$$v" lt 1.1.0'
 """
 
 
