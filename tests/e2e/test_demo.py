@@ -97,7 +97,7 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
     # 1.2.0 failed its health check in staging, which was rolled back by itself; production was only
     # backed up (Tahap 2.1) and never changed
     staging = json.loads((ev / "stage2" / "staging.json").read_text())
-    assert staging["passed"] is False and "HTTP 500" in staging["hosts"][0]["error"], staging
+    assert staging["passed"] is False and "status 500 (expected 200)" in staging["hosts"][0]["error"], staging
     assert staging["reasons"] == [f"itsop-stg-1: {staging['hosts'][0]['error']}"], staging
     assert broken["versions_after"]["itsop-stg-1"] == broken["versions_before"]["itsop-stg-1"] == "1.1.0"
     for host in ("itsop-prd-1", "itsop-prd-2"):

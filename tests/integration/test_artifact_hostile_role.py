@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("clamscan") and shutil.which("
 def run_stage(tmp_path: Path, artifacts: list, timeout: int = 240):
     db = tmp_path / "db"
     write_ndb(db)
-    extra = {"change_id": "CR-2025-099", "artifact_verify_base_dir": str(tmp_path / "store"),
+    extra = {"artifact_verify_change_id": "CR-2025-099", "artifact_verify_base_dir": str(tmp_path / "store"),
              "artifact_verify_artifacts": artifacts,
              "artifact_verify_clamav": {"database": str(db), "unpack_tmpdir": str(tmp_path)},
              "install_dir": str(tmp_path / "installed")}

@@ -127,7 +127,7 @@ def test_module_rejects_bad_option_values(tmp_path):
 
 def stage_vars(tmp_path: Path, artifacts: list, gpg_world: dict, db: Path) -> dict:
     return {
-        "change_id": "CR-2025-042",
+        "artifact_verify_change_id": "CR-2025-042",
         "artifact_verify_base_dir": str(tmp_path / "store"),
         "artifact_verify_artifacts": artifacts,
         "artifact_verify_gpg_keys": [str(k) for k in gpg_world["keys"]],

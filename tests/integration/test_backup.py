@@ -477,7 +477,7 @@ def test_role_signs_records_with_the_controller_key_and_keeps_it_secret(tmp_path
     records = list((tmp_path / "host" / "CHG-KEY").glob("*/snapshot.json"))
     assert len(records) == 1 and json.loads(records[0].read_text())["signature"]["alg"] == "HMAC-SHA256"
     checklist = json.loads(next((tmp_path / "ctl").rglob("checklist.json")).read_text())
-    assert checklist["complete"] is True
+    assert checklist["kind"] == "backup" and checklist["passed"] is True and checklist["reasons"] == []
     everything = [p for p in tmp_path.rglob("*") if p.is_file() and p != key_file and p.suffix != ".zst"]
     assert any(p.parent == audit for p in everything), "the audit log was not written"
     for path in everything:

@@ -40,7 +40,8 @@ def test_monitoring_evidence(host):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     monitoring = json.loads((STAGE5 / "monitoring.json").read_text())
     stats = monitoring["hosts"][name]
-    assert monitoring["healthy"] is True and stats["healthy"] is True
+    assert monitoring["kind"] == "monitoring" and monitoring["passed"] is True and monitoring["reasons"] == []
+    assert stats["healthy"] is True
     assert stats["summary"]["availability_pct"] == 100.0 and stats["summary"]["samples"] >= 2
     assert stats["summary"]["latency_ms"]["p95"] is not None and stats["breaches"] == []
     assert json.loads((STAGE5 / "incidents.json").read_text())["incidents"] == []
