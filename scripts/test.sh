@@ -9,9 +9,8 @@ bash scripts/setup.sh
 . scripts/env.sh
 # leftovers of an interrupted earlier run must not collide with this one
 podman ps -aq --filter label=itsop.test=1 | xargs -r podman rm -f -t 0 >/dev/null
-# Three workers (pytest-xdist) on two cores: container work waits on systemd, SSH and the
-# monitoring intervals (two workers left about 30 % of the CPU idle), so a third stream of tests
-# fills the waits. --dist loadfile keeps a file's tests on one worker
+# Two workers (pytest-xdist): container work waits on systemd, SSH and the monitoring intervals, so
+# a second stream of tests fills the other core. --dist loadfile keeps a file's tests on one worker
 # (a module-scoped estate of containers is made once); files start in collection order, longest
 # first (tests/conftest.py). ITSOP_TEST_WORKERS=0: one process.
-exec python -m pytest -p no:cacheprovider -n "${ITSOP_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+exec python -m pytest -p no:cacheprovider -n "${ITSOP_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
