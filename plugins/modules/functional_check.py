@@ -41,8 +41,8 @@ options:
         O(checks[].max_latency_ms), O(checks[].body_contains), O(checks[].timeout); C(service) O(checks[].name),
         O(checks[].state), O(checks[].enabled); C(port) O(checks[].port), O(checks[].host),
         O(checks[].timeout); C(package) O(checks[].name), O(checks[].version); C(command) O(checks[].command),
-        O(checks[].rc), O(checks[].stdout_contains), O(checks[].name). The fields of other types are
-        ignored; a field not listed here fails the module."
+        O(checks[].rc), O(checks[].stdout_contains), O(checks[].name); C(file) O(checks[].path). The fields of
+        other types are ignored; a field not listed here fails the module."
     type: list
     elements: dict
     required: true
@@ -51,7 +51,7 @@ options:
         description: What is checked.
         type: str
         required: true
-        choices: [http, service, port, package, command]
+        choices: [http, service, port, package, command, file]
       name:
         description:
           - C(service) the systemd unit (C(.service) is added when the name has no dot); C(package) the package.
@@ -114,6 +114,12 @@ options:
         default: 0
       stdout_contains:
         description: C(command) text the standard output must contain.
+        type: str
+      path:
+        description:
+          - C(file) absolute path that must exist on the host (checked with C(lstat), links are not followed);
+            the result names its kind, mode, owner and size.
+          - Required for C(file).
         type: str
   retries:
     description: How many more times a failed check is tried before it counts as failed.

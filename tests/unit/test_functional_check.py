@@ -222,6 +222,25 @@ def test_check_mode_still_checks(capsys, tmp_path):
     assert marker.exists()  # read-only by contract of the test plan: the command runs in check mode too
 
 
+# ------------------------------------------------------------------ file
+
+def test_file_exists_names_what_is_there(capsys, tmp_path):
+    (tmp_path / "app.conf").write_text("x = 1\n")
+    (tmp_path / "app.conf").chmod(0o640)
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    result = checked(capsys, [{"type": "file", "path": str(tmp_path / "app.conf")},
+                              {"type": "file", "path": str(tmp_path)},
+                              {"type": "file", "path": str(tmp_path / "link")},
+                              {"type": "file", "path": str(tmp_path / "missing.conf")}])
+    conf, folder, link, missing = result["results"]
+    assert conf["passed"] is True and conf["name"] == f"file {tmp_path / 'app.conf'}"
+    assert conf["actual"]["kind"] == "file" and conf["actual"]["mode"] == "0640" and conf["actual"]["size"] == 6
+    assert folder["passed"] is True and folder["actual"]["kind"] == "directory"
+    assert link["passed"] is True and link["actual"]["kind"] == "link"  # lstat: the link itself is there
+    assert missing["passed"] is False and missing["actual"]["exists"] is False
+    assert "does not exist" in missing["message"] and result["passed"] is False
+
+
 # ------------------------------------------------------------------ package
 
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg-query (a Debian-family host)")
@@ -281,7 +300,8 @@ def test_unknown_service_passes_neither_running_nor_stopped(capsys):
     ([{"type": "port"}], {}, "port"),
     ([{"type": "service"}], {}, "name"),
     ([{"type": "command"}], {}, "command"),
-    ([{"type": "file", "path": "/etc/hosts"}], {}, "file"),
+    ([{"type": "file"}], {}, "path"),
+    ([{"type": "file", "path": "etc/hosts"}], {}, "path must be absolute"),
     ([{"type": "http", "url": "ftp://example.invalid/"}], {}, "url must start with http:// or https://"),
     ([{"type": "http", "url": "http://127.0.0.1/", "status": 700}], {}, "status must be an HTTP status code"),
     ([{"type": "port", "port": 70000}], {}, "port must be 1-65535"),

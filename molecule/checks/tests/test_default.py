@@ -24,7 +24,9 @@ def test_baseline_and_stage4_evidence(host):
     assert stat.S_IMODE((EVIDENCE / "stage4").stat().st_mode) == 0o700
     data = json.loads(result.read_text())
     assert data["passed"] is True
-    assert len(data["functional"]) == 6 and all(c["passed"] for c in data["functional"])
+    assert len(data["functional"]) == 7 and all(c["passed"] for c in data["functional"])
+    (config,) = [c for c in data["functional"] if c["type"] == "file"]
+    assert config["actual"]["kind"] == "file" and config["name"] == "file /etc/itsop-demo-web/config.ini"
     assert data["security"]["baseline_compared"] is True and data["security"]["blocking"] == []
     assert json.loads(baseline.read_text())["snapshot"]["uid0_accounts"] == ["root"]
 

@@ -13,6 +13,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.itsop.change.plugins.module_utils._functional.command import command_check
+from ansible_collections.itsop.change.plugins.module_utils._functional.file import file_check
 from ansible_collections.itsop.change.plugins.module_utils._functional.http import http_check
 from ansible_collections.itsop.change.plugins.module_utils._functional.package import package_check
 from ansible_collections.itsop.change.plugins.module_utils._functional.port import port_check
@@ -28,6 +29,8 @@ def check_name(check):
         return 'port %s:%d' % (check['host'], check['port'])
     if kind == 'command':
         return 'command %s' % (check.get('name') or ' '.join(check['command']))
+    if kind == 'file':
+        return 'file %s' % check['path']
     return '%s %s' % (kind, check['name'])
 
 
@@ -41,6 +44,8 @@ def check_once(host, check, p):
         return service_check(host, check)
     if kind == 'package':
         return package_check(host, check, p['package_manager'])
+    if kind == 'file':
+        return file_check(check)
     return command_check(host, check)
 
 

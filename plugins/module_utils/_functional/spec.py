@@ -8,11 +8,11 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-TYPES = ('http', 'service', 'port', 'package', 'command')
+TYPES = ('http', 'service', 'port', 'package', 'command', 'file')
 
 # the field each check type cannot do without
 REQUIRED = (('type', 'http', ('url',)), ('type', 'service', ('name',)), ('type', 'port', ('port',)),
-            ('type', 'package', ('name',)), ('type', 'command', ('command',)))
+            ('type', 'package', ('name',)), ('type', 'command', ('command',)), ('type', 'file', ('path',)))
 
 CHECK_OPTIONS = dict(
     type=dict(type='str', required=True, choices=list(TYPES)),
@@ -30,6 +30,7 @@ CHECK_OPTIONS = dict(
     command=dict(type='list', elements='str'),
     rc=dict(type='int', default=0),
     stdout_contains=dict(type='str'),
+    path=dict(type='str'),
 )
 
 ARGUMENT_SPEC = dict(
@@ -70,6 +71,9 @@ def check_errors(index, check):
     elif kind == 'command':
         if not check['command'] or not check['command'][0]:
             errors.append('%s: command must be a non-empty argument list, program first' % where)
+    elif kind == 'file':
+        if not check['path'].startswith('/'):
+            errors.append('%s: path must be absolute (got %r)' % (where, check['path']))
     return errors
 
 
