@@ -133,13 +133,11 @@ class TestHost:
 
 
 def evidence(path: Path, kind: str, change_id: str | None = None, host: str | None = None) -> dict:
-    """Read an evidence file a stage wrote and check it keeps the contract: the envelope (kind,
-    change, host; ``passed`` agrees with ``reasons``) and the JSON Schema of its kind."""
-    from sopctl.evidence import schema_problems
+    """Read an evidence file a stage wrote through the controller's one loader and check it keeps the
+    contract: the envelope (kind, change, host; ``passed`` agrees with ``reasons``) and the JSON Schema
+    of its kind."""
+    from sopctl.evidence import load
 
-    from ansible_collections.itsop.change.plugins.module_utils._evidence import envelope
-
-    doc = json.loads(Path(path).read_text())
-    problems = envelope.problems(doc, kind=kind, change_id=change_id, host=host) or schema_problems(doc, kind)
-    assert problems == [], f"{path}: {problems}"
-    return doc
+    doc = load(Path(path), kind, change_id=change_id, host=host)
+    assert not doc.missing and doc.invalid == [], f"{path}: {doc.invalid or 'missing'}"
+    return doc.doc

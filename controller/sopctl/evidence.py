@@ -33,17 +33,22 @@ def schema_dir() -> Path:
 
 
 @functools.cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    """Every schema of ``schemas/evidence/`` by file name, read once per process."""
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(schema_dir().glob("*.v1.json"))}
+
+
+@functools.cache
 def validator(kind: str):
     """The JSON Schema validator of ``kind`` (``<kind>.v1.json`` with the envelope it refers to)."""
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(schema_dir().glob("*.v1.json"))]
-    registry = Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs)
-    by_id = {d["$id"].rsplit("/", 1)[-1]: d for d in docs}
-    if f"{kind}.v1.json" not in by_id:
+    docs = _schemas()
+    if f"{kind}.v1.json" not in docs:
         raise FileNotFoundError(f"no JSON Schema for evidence kind {kind!r} in {schema_dir()}")
-    return Draft202012Validator(by_id[f"{kind}.v1.json"], registry=registry)
+    registry = Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs.values())
+    return Draft202012Validator(docs[f"{kind}.v1.json"], registry=registry)
 
 
 def schema_problems(doc: Any, kind: str) -> list[str]:
