@@ -3,8 +3,8 @@
 #  - installs the Debian packages the project needs (only those missing);
 #  - creates .venv from the pinned lock file (re-created only when the lock file changes);
 #  - links the checkout as the collection itsop.change under .cache/collections;
-#  - builds the test-host image localhost/itsop-testhost:bookworm (skipped when it exists and
-#    matches the recipe);
+#  - builds the test-host image localhost/itsop-testhost:bookworm and from it the router image
+#    localhost/itsop-router:bookworm (FRRouting; each skipped when it exists and matches the recipe);
 #  - builds the itsop-demo-web fixture packages and their APT repository (skipped when current).
 set -euo pipefail
 
@@ -75,6 +75,8 @@ if wait "$IMAGE_PID"; then cat "$IMAGE_LOG"; else
   cat "$IMAGE_LOG" >&2; die "building the test-host image failed (see above)"; fi
 trap - EXIT
 rm -f "$IMAGE_LOG"
+# the router image (FRRouting) is the test-host image plus packages from the Debian mirror
+bash scripts/build_router_image.sh || die "building the router image failed (see above)"
 
 # --- 6. offline pip bootstrap for ansible-test --venv -------------------------------------
 # ansible-test downloads get-pip.py from a host outside the package registries; give it a local

@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, itsop.change engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: network_check
+short_description: State checks of a network device (BGP neighbors, routes, configuration lines)
+version_added: 1.1.0
+description:
+  - Runs the network test-plan entries of a change (SOP Tahap 4.1, and the confirm step of Tahap 3)
+    against a device reached with C(ansible_connection=ansible.netcommon.network_cli) and reports one
+    result per check, like M(itsop.change.functional_check) does for servers. It never fails because
+    a check failed - the caller decides (RV(passed)); it fails on malformed O(checks) and when the
+    device cannot be asked.
+  - The device is asked only for what the checks need, with the platform's own show commands.
+    Implemented for C(ansible_network_os=itsop.change.frr) (FRRouting 8, JSON output of vtysh). On
+    another platform the module fails with a message saying so - the checks are platform-neutral,
+    a platform needs a collector in C(plugins/module_utils/_network/) (see C(docs/network.md)).
+author:
+  - itsop.change engineers (@itsop)
+options:
+  checks:
+    description:
+      - The checks. Each is a dict with C(type) and the options of that type; C(name) (optional)
+        replaces the generated name in the results.
+      - "C(bgp_neighbor): C(neighbor) (address), C(state) (default C(Established)), C(min_prefixes)."
+      - "C(route): C(prefix) (for example C(192.0.2.2/32)) is in the routing table (selected and
+        installed), from C(protocol) when given (C(bgp), C(static), C(connected), C(kernel), ...)."
+      - "C(config_contains), C(config_lacks): C(line) is (not) a line of the running configuration,
+        compared without leading and trailing blanks; with C(regex=true) C(line) is a regular
+        expression searched in every line."
+    type: list
+    elements: dict
+    required: true
+extends_documentation_fragment:
+  - itsop.change.attributes
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: network
+    details: Needs C(ansible.netcommon.network_cli); implemented for C(itsop.change.frr).
+seealso:
+  - module: itsop.change.functional_check
+  - plugin: itsop.change.frr
+    plugin_type: cliconf
+'''
+
+EXAMPLES = r'''
+- name: The peering and the route the change must not break
+  itsop.change.network_check:
+    checks:
+      - {type: bgp_neighbor, neighbor: 10.89.0.4, min_prefixes: 1}
+      - {type: route, prefix: 192.0.2.2/32, protocol: bgp}
+      - {type: config_lacks, line: "ip route 10.89.0.1/32 blackhole"}
+  register: net
+- name: Stop when a check failed
+  ansible.builtin.assert:
+    that: net.passed
+    fail_msg: "{{ net.results | rejectattr('passed') | map(attribute='message') | join('; ') }}"
+'''
+
+RETURN = r'''
+passed:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+network_os:
+  description: The platform the device reported (from its cliconf plugin).
+  returned: always
+  type: str
+  sample: frr
+results:
+  description: One entry per check, in order - C(type), C(name), C(passed), C(expected), C(actual), C(message).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+import json  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.connection import Connection, ConnectionError  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._network import checks as net_checks  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._network import frr  # noqa: E402
+
+COLLECTORS = {'frr': frr.COMMANDS}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(checks=dict(type='list', elements='dict', required=True)),
+        supports_check_mode=True,
+    )
+    checks = module.params['checks']
+    errors = net_checks.option_errors(checks)
+    if errors:
+        module.fail_json(msg='invalid checks: ' + '; '.join(errors))
+    if not module._socket_path:
+        module.fail_json(msg='network_check needs ansible_connection=ansible.netcommon.network_cli '
+                             '(and ansible_network_os set to the device platform)')
+    connection = Connection(module._socket_path)
+    try:
+        capabilities = json.loads(connection.get_capabilities())
+        network_os = capabilities.get('device_info', {}).get('network_os') or capabilities.get('network_api')
+        collector = COLLECTORS.get(network_os)
+        if collector is None:
+            module.fail_json(msg='network_check: state checks are not implemented for network_os %s '
+                                 '(implemented: %s); see docs/network.md' % (network_os, ', '.join(sorted(COLLECTORS))),
+                             network_os=network_os)
+        facts = {}
+        for fact, wanted in net_checks.needs(checks).items():
+            if wanted:
+                command, parse = collector[fact]
+                facts[fact] = parse(connection.get(command=command))
+    except (ConnectionError, ValueError) as exc:
+        module.fail_json(msg='network_check: could not read the device state: %s' % exc)
+    results = [net_checks.evaluate(check, facts) for check in checks]
+    module.exit_json(changed=False, network_os=network_os, passed=all(r['passed'] for r in results), results=results)
+
+
+if __name__ == '__main__':
+    main()
