@@ -132,6 +132,66 @@ class TestHost:
         return path
 
 
+ROUTER_IMAGE = os.environ.get("ITSOP_ROUTER_IMAGE", "localhost/itsop-router:bookworm")
+
+
+def router_hostvars(address: str) -> dict[str, object]:
+    """Variables for a router reached like a network device: network_cli to its CLI (vtysh, account
+    netops) and, for the platform steps, SSH to root on its Linux side (as the demo does)."""
+    return {"ansible_connection": "ansible.netcommon.network_cli", "ansible_network_os": "itsop.change.frr",
+            "ansible_host": address, "ansible_user": "netops",
+            "ansible_ssh_private_key_file": str(SSH_KEY),
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={SSH_KEY.parent / 'known_hosts'} "
+                                       "-o StrictHostKeyChecking=yes",
+            "ansible_ssh_pipelining": True, "ansible_python_interpreter": "/usr/bin/python3",
+            "network_device_user": "root"}
+
+
+class RouterEstate:
+    """The demo's three FRR routers (staging, two production; eBGP full mesh) under a prefix of
+    their own, started by ``scripts/demo-hosts routers-up`` - one home with the demo."""
+
+    __test__ = False
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or f"itsop-n{uuid.uuid4().hex[:6]}-"
+        self.env = base_env(ITSOP_DEMO_PREFIX=self.prefix, ITSOP_DEMO_LABEL="itsop.test=1")
+        self.names = [f"{self.prefix}rtr-stg", f"{self.prefix}rtr-prd-1", f"{self.prefix}rtr-prd-2"]
+        self.addresses: dict[str, str] = {}
+        self.gateway = ""  # the controller's address on the routers' network
+
+    def start(self) -> RouterEstate:
+        run(["bash", str(REPO / "scripts" / "demo-hosts"), "routers-up"], env=self.env, timeout=300)
+        out = run(["bash", str(REPO / "scripts" / "demo-hosts"), "ssh-access", str(SSH_KEY), *self.names],
+                  env=self.env).stdout
+        self.addresses = dict(line.split() for line in out.splitlines())
+        self.gateway = podman("network", "inspect", "--format", "{{ range .Subnets }}{{ .Gateway }}{{ end }}",
+                              f"{self.prefix}net").stdout.strip()
+        return self
+
+    def stop(self) -> None:
+        run(["bash", str(REPO / "scripts" / "demo-hosts"), "down"], env=self.env, check=False)
+
+    def vtysh(self, name: str, *commands: str) -> str:
+        args = []
+        for command in commands:
+            args += ["-c", command]
+        return podman("exec", name, "vtysh", *args).stdout
+
+    def running_config(self, name: str) -> bytes:
+        return subprocess.run(["podman", "exec", name, "vtysh", "-c", "show running-config"],
+                              capture_output=True, check=True, env=base_env()).stdout
+
+    def inventory(self, tmp: Path, names: list[str] | None = None, **extra: object) -> Path:
+        groups: dict[str, dict] = {"staging": {"hosts": {}}, "production": {"hosts": {}}}
+        for name in names or self.names:
+            group = "staging" if name.endswith("rtr-stg") else "production"
+            groups[group]["hosts"][name] = {**router_hostvars(self.addresses[name]), **extra}
+        path = tmp / f"routers-{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps({"all": {"children": {"routers": {"children": groups}}}}))
+        return path
+
+
 def evidence(path: Path, kind: str, change_id: str | None = None, host: str | None = None) -> dict:
     """Read an evidence file a stage wrote through the controller's one loader and check it keeps the
     contract: the envelope (kind, change, host; ``passed`` agrees with ``reasons``) and the JSON Schema

@@ -9,13 +9,15 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
-module: frr_revert_timer
-short_description: Confirm-or-revert for FRRouting - a revert timer on the router itself
+module: frr_checkpoint
+short_description: Checkpoints of an FRRouting configuration, and confirm-or-revert with a timer on the router
 version_added: 1.1.0
 description:
   - Gives an FRRouting router what Junos C(commit confirmed) and Cisco C(configure replace ... revert
     timer) give theirs - a change that the controller does not confirm in time is undone by the
     device itself, even when the change cut the path the controller uses to reach it.
+  - V(saved) saves the running configuration as checkpoint O(checkpoint) (C(show running-config) byte
+    for byte) under O(state_dir); the backup role fetches it from there.
   - V(armed) saves the running configuration (C(show running-config), byte for byte, and as a
     configuration file for C(frr-reload.py)) under O(state_dir) and starts a systemd timer on the
     device that runs C(frr-reload.py --reload) with the saved file after O(timeout) seconds. Arming a
@@ -24,24 +26,27 @@ description:
     (C(write memory)). It fails when the timer has already fired - the device has reverted and the
     change is not in place.
   - V(reverted) stops the timer and, unless the device has already returned to the saved
-    configuration, reloads it now; it fails unless the running configuration is then byte-identical
-    to the saved one. RV(reverted_by) says whether the device (timer) or the controller did it.
+    configuration, reloads it now (a checkpoint copied back from the backup store works the same,
+    that is how a rollback restores the configuration of stage 2); it fails unless the running
+    configuration is then byte-identical to the saved one. RV(reverted_by) says whether the device
+    (timer) or the controller did it.
   - Runs on the router's Linux side (as root, over SSH), not through the vtysh CLI - vtysh cannot
     start timers. The roles of this collection call it only for C(ansible_network_os=itsop.change.frr).
 author:
   - itsop.change engineers (@itsop)
 options:
-  change_id:
+  checkpoint:
     description:
-      - Id of the change; names the timer (C(itsop-revert-<change_id>)) and the saved files.
+      - Name of the checkpoint, usually the change id; names the timer (C(itsop-revert-<checkpoint>))
+        and the saved file C(<state_dir>/<checkpoint>.running).
       - Letters, digits, C(.), C(_) and C(-), at most 64 characters.
     type: str
     required: true
   state:
     description:
-      - V(armed), V(confirmed) or V(reverted), see the description.
+      - V(saved), V(armed), V(confirmed) or V(reverted), see the description.
     type: str
-    choices: [armed, confirmed, reverted]
+    choices: [saved, armed, confirmed, reverted]
     required: true
   timeout:
     description:
@@ -82,8 +87,8 @@ seealso:
 
 EXAMPLES = r'''
 - name: Arm the revert timer before the change (the device reverts by itself after 2 minutes)
-  itsop.change.frr_revert_timer:
-    change_id: CHG-2026-0101
+  itsop.change.frr_checkpoint:
+    checkpoint: CHG-2026-0101
     state: armed
     timeout: 120
   vars:
@@ -91,8 +96,8 @@ EXAMPLES = r'''
     ansible_user: root
 
 - name: Confirm once the checks passed
-  itsop.change.frr_revert_timer:
-    change_id: CHG-2026-0101
+  itsop.change.frr_checkpoint:
+    checkpoint: CHG-2026-0101
     state: confirmed
   vars:
     ansible_connection: ansible.builtin.ssh
@@ -126,6 +131,11 @@ identical:
   description: Whether the running configuration is byte-identical to the saved one.
   returned: when a configuration is saved
   type: bool
+path:
+  description: Path of the saved checkpoint on the router (C(show running-config) output).
+  returned: when state is saved
+  type: str
+  sample: /var/lib/itsop/network/CHG-2026-0101.running
 reverted_by:
   description: V(device_timer) or V(controller) (for O(state=reverted)).
   returned: when state is reverted
@@ -148,10 +158,10 @@ def _sha(data):
 
 
 class Device(object):
-    def __init__(self, module, change_id):
+    def __init__(self, module, checkpoint):
         self.module = module
-        self.unit = 'itsop-revert-%s' % change_id
-        base = os.path.join(module.params['state_dir'], change_id)
+        self.unit = 'itsop-revert-%s' % checkpoint
+        base = os.path.join(module.params['state_dir'], checkpoint)
         self.running_path = base + '.running'
         self.config_path = base + '.rollback.conf'
 
@@ -214,28 +224,41 @@ class Device(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            change_id=dict(type='str', required=True),
-            state=dict(type='str', required=True, choices=['armed', 'confirmed', 'reverted']),
+            checkpoint=dict(type='str', required=True),
+            state=dict(type='str', required=True, choices=['saved', 'armed', 'confirmed', 'reverted']),
             timeout=dict(type='int', default=120),
             state_dir=dict(type='path', default='/var/lib/itsop/network'),
             frr_reload=dict(type='path', default='/usr/lib/frr/frr-reload.py'),
         ),
         supports_check_mode=True,
     )
-    change_id = module.params['change_id']
-    if not ID_RE.fullmatch(change_id):
-        module.fail_json(msg='change_id %r: only letters, digits, ".", "_" and "-", at most 64 characters' % change_id)
+    checkpoint = module.params['checkpoint']
+    if not ID_RE.fullmatch(checkpoint):
+        module.fail_json(msg='checkpoint %r: only letters, digits, ".", "_" and "-", at most 64 characters'
+                             % checkpoint)
     state = module.params['state']
     timeout = module.params['timeout']
     if state == 'armed' and not 10 <= timeout <= 86400:
         module.fail_json(msg='timeout %d: between 10 and 86400 seconds' % timeout)
-    device = Device(module, change_id)
+    device = Device(module, checkpoint)
     running = device.running()
     saved = device.saved()
     timer = device.unit_state()
     result = dict(changed=False, unit=device.unit + '.timer', timer=timer, running_sha256=_sha(running))
     if saved is not None:
+        if HEADER_END not in saved:
+            module.fail_json(msg='%s is not the output of show running-config (no "Current configuration:" line)'
+                                 % device.running_path, **result)
         result.update(saved_sha256=_sha(saved), identical=saved == running)
+
+    if state == 'saved':
+        if timer == 'armed':
+            module.fail_json(msg='the revert timer of %s is armed: confirm or revert first' % checkpoint, **result)
+        result['changed'] = saved != running
+        if result['changed'] and not module.check_mode:
+            device.save(running)
+            result.update(saved_sha256=_sha(running), identical=True)
+        module.exit_json(path=device.running_path, **result)
 
     if state == 'armed':
         if timer == 'armed':
@@ -251,7 +274,7 @@ def main():
         deadline = int(time.time()) + timeout
         device.run(['systemd-run', '--quiet', '--unit', device.unit, '--on-active=%ds' % timeout,
                     '--timer-property=AccuracySec=1s', '--property=RemainAfterExit=yes',
-                    '--description=itsop.change: revert %s unless confirmed' % change_id,
+                    '--description=itsop.change: revert to %s unless confirmed' % checkpoint,
                     '/usr/bin/python3', module.params['frr_reload'], '--reload', device.config_path],
                    'systemd-run (arming the revert timer)')
         result.update(timer=device.unit_state(), deadline=deadline, saved_sha256=_sha(running), identical=True)
@@ -264,7 +287,7 @@ def main():
             module.fail_json(msg='the revert timer has already fired (%s): the device went back to the saved '
                                  'configuration, the change is not in place' % timer, **result)
         if timer == 'none':
-            module.fail_json(msg='no revert timer is armed for %s: nothing to confirm' % change_id, **result)
+            module.fail_json(msg='no revert timer is armed for %s: nothing to confirm' % checkpoint, **result)
         result['changed'] = True
         if not module.check_mode:
             device.clear()
@@ -275,7 +298,7 @@ def main():
     # reverted
     if saved is None:
         module.fail_json(msg='no saved configuration for %s under %s: nothing to revert to'
-                             % (change_id, module.params['state_dir']), **result)
+                             % (checkpoint, module.params['state_dir']), **result)
     result['reverted_by'] = 'device_timer' if timer == 'fired' and saved == running else 'controller'
     if saved == running:
         if timer != 'none':
@@ -288,6 +311,7 @@ def main():
     if module.check_mode:
         module.exit_json(msg='would reload the saved configuration', **result)
     device.clear()
+    device.save(saved)  # the configuration file for frr-reload.py, made again from the saved output
     device.run(['/usr/bin/python3', module.params['frr_reload'], '--reload', device.config_path],
                'frr-reload.py --reload (restoring the saved configuration)')
     after = device.running()

@@ -1,0 +1,71 @@
+"""Network state checks (module_utils/_network): option errors, evaluation, the FRR JSON parsers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.itsop.change.plugins.module_utils._network import checks, frr
+
+FACTS = {
+    "neighbors": {"10.0.0.2": {"state": "Established", "prefixes_received": 3},
+                  "10.0.0.3": {"state": "Active", "prefixes_received": 0}},
+    "routes": {"192.0.2.2/32": ["bgp"], "10.0.0.0/24": ["connected"]},
+    "config": "hostname r1\n!\nrouter bgp 65001\n neighbor 10.0.0.2 remote-as 65002\nexit\n",
+}
+
+
+@pytest.mark.parametrize(("check", "passed"), [
+    ({"type": "bgp_neighbor", "neighbor": "10.0.0.2"}, True),
+    ({"type": "bgp_neighbor", "neighbor": "10.0.0.2", "min_prefixes": 4}, False),
+    ({"type": "bgp_neighbor", "neighbor": "10.0.0.3"}, False),
+    ({"type": "bgp_neighbor", "neighbor": "10.0.0.3", "state": "Active"}, True),
+    ({"type": "bgp_neighbor", "neighbor": "10.0.0.9"}, False),
+    ({"type": "route", "prefix": "192.0.2.2/32"}, True),
+    ({"type": "route", "prefix": "192.0.2.2/32", "protocol": "static"}, False),
+    ({"type": "route", "prefix": "192.0.2.3/32"}, False),
+    ({"type": "config_contains", "line": "neighbor 10.0.0.2 remote-as 65002"}, True),
+    ({"type": "config_contains", "line": "neighbor 10.0.0.2 remote-as 6500"}, False),
+    ({"type": "config_contains", "line": r"^ neighbor \S+ remote-as 650\d\d$", "regex": True}, True),
+    ({"type": "config_lacks", "line": "hostname r1"}, False),
+    ({"type": "config_lacks", "line": "ip route 0.0.0.0/0 blackhole"}, True),
+])
+def test_evaluate(check, passed):
+    assert checks.option_errors([check]) == []
+    result = checks.evaluate(check, FACTS)
+    assert result["passed"] is passed, result
+    assert result["message"]
+
+
+def test_failed_neighbor_message_names_what_was_found_and_expected():
+    result = checks.evaluate({"type": "bgp_neighbor", "neighbor": "10.0.0.3"}, FACTS)
+    assert result["message"] == "neighbor 10.0.0.3 is Active (expected Established)"
+
+
+@pytest.mark.parametrize(("given", "error"), [
+    ([], "checks must be a non-empty list"),
+    (["x"], "checks[0] is not a mapping"),
+    ([{"type": "ping"}], "checks[0]: type 'ping' is not one of"),
+    ([{"type": "route"}], "checks[0] (route): prefix is required"),
+    ([{"type": "route", "prefix": "1.0.0.0/8", "protocl": "bgp"}], "unknown option(s) protocl"),
+    ([{"type": "config_lacks", "line": "(", "regex": True}], "line is not a regular expression"),
+])
+def test_option_errors_name_the_check(given, error):
+    assert any(error in e for e in checks.option_errors(given)), checks.option_errors(given)
+
+
+def test_needs_asks_only_for_what_the_checks_use():
+    assert checks.needs([{"type": "route", "prefix": "x"}]) == {"neighbors": False, "routes": True, "config": False}
+
+
+def test_frr_parsers():
+    summary = {"ipv4Unicast": {"peers": {"10.0.0.2": {"state": "Established", "pfxRcd": 2}}},
+               "ipv6Unicast": {"peers": {"10.0.0.2": {"state": "Established", "pfxRcd": 1}}}}
+    assert frr.neighbors(json.dumps(summary)) == {"10.0.0.2": {"state": "Established", "prefixes_received": 3}}
+    routes = {"192.0.2.2/32": [{"protocol": "bgp", "selected": True, "installed": True}],
+              "192.0.2.3/32": [{"protocol": "bgp", "selected": False}]}
+    assert frr.routes(json.dumps(routes)) == {"192.0.2.2/32": ["bgp"]}
+    assert frr.neighbors("{}") == {}
+    with pytest.raises(ValueError, match="show ip route json did not print JSON"):
+        frr.routes("% Unknown command")
