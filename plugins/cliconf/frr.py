@@ -19,6 +19,8 @@ description:
     it hierarchically (one space of indentation per level, as vtysh prints it), so only missing lines
     are sent, a second apply changes nothing, and check mode and diff show the lines that would be
     sent.
+  - C(router bgp) without a number stands for the router's only BGP instance (as in vtysh), so one
+    change can carry the same lines to routers of different autonomous systems.
   - Lines are sent in C(configure terminal); an indented line is sent inside the block of the line
     above it and the plugin leaves blocks with C(exit) when the indentation goes back. The plugin
     never writes the startup configuration (C(write memory)); the roles of this collection do that
@@ -54,6 +56,20 @@ _NOT_CONFIG = [
     r"^exit-vnc$",
 ]
 _VERSION_RE = re.compile(r"^FRRouting (\S+) \((\S+)\)", re.M)
+
+
+_BGP_RE = re.compile(r"^router bgp (\d+)$", re.M)
+
+
+def _bgp_instance(candidate, running):
+    """vtysh takes "router bgp" without a number for the router's one BGP instance; write the
+    number in, so that the candidate's lines compare with the running configuration's block."""
+    if not isinstance(candidate, str) or not running:
+        return candidate
+    instances = _BGP_RE.findall(running)
+    if len(instances) != 1:
+        return candidate
+    return re.sub(r"(?m)^router bgp[ \t]*$", "router bgp %s" % instances[0], candidate)
 
 
 class Cliconf(CliconfBase):
@@ -131,6 +147,7 @@ class Cliconf(CliconfBase):
         if diff_replace not in options["diff_replace"]:
             raise ValueError("'replace' value %s is invalid, valid values are %s"
                              % (diff_replace, ", ".join(options["diff_replace"])))
+        candidate = _bgp_instance(candidate, running)
         ignore = list(_NOT_CONFIG) + list(diff_ignore_lines or [])
         want = NetworkConfig(indent=1, ignore_lines=ignore)
         want.load(candidate)

@@ -202,8 +202,26 @@ def _semantic_errors(data):
         problem = path_problem(value, absolute)
         if problem:
             errors.append('%s: %s' % (where, problem))
-    if isinstance(items, dict) and items and not packages and not artifacts and not items.get('config_files'):
-        errors.append('items: lists no package, artifact or config file to change')
+    network = items.get('network_config') if isinstance(items.get('network_config'), dict) else None
+    server_items = [key for key in ('packages', 'artifacts', 'config_files') if items.get(key)]
+    if isinstance(items, dict) and items and not server_items and network is None:
+        errors.append('items: lists no package, artifact, config file or network configuration to change')
+    lines = network.get('lines') if network is not None else None
+    if isinstance(lines, str):
+        for number, line in enumerate(lines.split('\n'), 1):
+            if '\r' in line or '\t' in line:
+                errors.append('items.network_config.lines: line %d holds a %s; a device would read what follows '
+                              'as a command of its own' % (number, 'carriage return' if '\r' in line else 'tab'))
+                break
+    if network is not None and server_items:
+        errors.append('items.network_config: a network change changes network devices only; move %s to a '
+                      'change request of its own' % ', '.join('items.' + key for key in server_items))
+    test_plan = data.get('test_plan') if isinstance(data.get('test_plan'), dict) else {}
+    if network is not None and 'network' not in test_plan:
+        errors.append('test_plan.network: a network change needs state checks (bgp_neighbor, route, '
+                      'config_contains, config_lacks) to confirm it and to validate it')
+    if server_items and 'functional' not in test_plan:
+        errors.append('test_plan.functional: a change of packages, artifacts or config files needs functional checks')
 
     approvers = data.get('approvers') if isinstance(data.get('approvers'), dict) else {}
     for role in ('it_manager', 'users', 'security', 'qa'):

@@ -27,7 +27,20 @@ import re
 SEVERITIES = ('info', 'low', 'medium', 'high', 'critical')
 RULE_CHECKS = ('forbidden_ports', 'forbidden_services', 'uid0_accounts', 'file_mode',
                'config_files_mode', 'no_world_writable', 'sshd_option', 'sudoers_forbidden',
-               'setuid_allowed')
+               'setuid_allowed', 'config_required', 'config_forbidden')
+# Rules on a network device's configuration text (snapshot key ``config``); the other rules are
+# about a server's state and are not evaluated on network devices, nor these on servers.
+NETWORK_RULE_CHECKS = ('config_required', 'config_forbidden')
+
+
+def network_rules(rules):
+    """The rules of a standard that apply to network devices."""
+    return [r for r in rules or [] if isinstance(r, dict) and r.get('check') in NETWORK_RULE_CHECKS]
+
+
+def server_rules(rules):
+    """The rules of a standard that apply to servers."""
+    return [r for r in rules or [] if not (isinstance(r, dict) and r.get('check') in NETWORK_RULE_CHECKS)]
 
 
 class CompareError(ValueError):
@@ -315,6 +328,15 @@ def validate_rules(rules):
                 errors.append('%s (%s): max_mode %r is not octal' % (where, rid, rule.get('max_mode')))
         if check == 'sshd_option' and (not rule.get('key') or not isinstance(rule.get('allowed'), list)):
             errors.append('%s (%s): sshd_option needs key and an allowed list' % (where, rid))
+        if check in NETWORK_RULE_CHECKS:
+            patterns = rule.get('patterns')
+            if not isinstance(patterns, list) or not patterns:
+                errors.append('%s (%s): %s needs patterns (a list of regular expressions)' % (where, rid, check))
+            for pattern in patterns if isinstance(patterns, list) else []:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    errors.append('%s (%s): pattern %r does not compile: %s' % (where, rid, pattern, exc))
         if check == 'sudoers_forbidden':
             try:
                 re.compile(rule.get('pattern') or '')
@@ -405,5 +427,17 @@ def evaluate_rule(col, rule, after, config_files):
             if entry['path'] not in allowed:
                 col.add(rid, 'standard', sev,
                         '%s: %s is setuid/setgid and not on the allowed list' % (title, entry['path']), entry['path'])
+    elif check in NETWORK_RULE_CHECKS:
+        if 'config' not in after:
+            return  # a server: the rule is about network device configuration
+        lines = (after.get('config') or '').splitlines()
+        for pattern in rule.get('patterns') or []:
+            regex = re.compile(pattern)
+            matching = [line for line in lines if regex.search(line)]
+            if check == 'config_required' and not matching:
+                col.add(rid, 'standard', sev, '%s: no configuration line matches %s' % (title, pattern), pattern)
+            if check == 'config_forbidden':
+                for line in matching:
+                    col.add(rid, 'standard', sev, '%s: forbidden line %r' % (title, line.strip()), line.strip())
     else:
         raise CompareError('rule %s: unknown check %r' % (rid, check))

@@ -37,7 +37,28 @@ options:
         expression searched in every line."
     type: list
     elements: dict
-    required: true
+    default: []
+  standard:
+    description:
+      - The company's configuration standard (the C(rules) of the file C(docs/config-standard.md) describes).
+        Only the rules for network devices are evaluated here (checks C(config_required) and
+        C(config_forbidden)); the others are about servers and are ignored.
+      - The result is RV(standard); a finding at or above O(fail_on_severity) makes RV(passed) false.
+    type: list
+    elements: dict
+    default: []
+  candidate:
+    description:
+      - Configuration lines a change will add. With O(standard), the rules are evaluated on the running
+        configuration followed by these lines (the intended configuration, SOP Tahap 2), not on the running
+        configuration alone (Tahap 4.2).
+    type: str
+    default: ''
+  fail_on_severity:
+    description: Lowest severity of a standard finding that fails.
+    type: str
+    default: high
+    choices: [info, low, medium, high, critical]
 extends_documentation_fragment:
   - itsop.change.attributes
   - ansible.builtin.action_common_attributes
@@ -72,7 +93,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 passed:
-  description: Whether every check passed.
+  description: Whether every check passed and the standard found nothing blocking.
   returned: always
   type: bool
 network_os:
@@ -80,6 +101,11 @@ network_os:
   returned: always
   type: str
   sample: frr
+standard:
+  description: The standard's verdict - C(passed), C(findings) (C(id, severity, title, subject, blocking)), C(blocking),
+    C(counts) per severity, C(evaluated) (V(running) or V(running+candidate)).
+  returned: when O(standard) has network rules
+  type: dict
 results:
   description: One entry per check, in order - C(type), C(name), C(passed), C(expected), C(actual), C(message).
   returned: always
@@ -93,17 +119,28 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.connection import Connection, ConnectionError  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._network import checks as net_checks  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._network import frr  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils import security_compare  # noqa: E402
 
 COLLECTORS = {'frr': frr.COMMANDS}
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(checks=dict(type='list', elements='dict', required=True)),
+        argument_spec=dict(
+            checks=dict(type='list', elements='dict', default=[]),
+            standard=dict(type='list', elements='dict', default=[]),
+            candidate=dict(type='str', default=''),
+            fail_on_severity=dict(type='str', default='high', choices=list(security_compare.SEVERITIES)),
+        ),
+        required_one_of=[('checks', 'standard')],
         supports_check_mode=True,
     )
     checks = module.params['checks']
-    errors = net_checks.option_errors(checks)
+    rules = security_compare.network_rules(module.params['standard'])
+    errors = net_checks.option_errors(checks) if checks else []
+    errors += ['standard: ' + e for e in security_compare.validate_rules(rules)]
+    if not checks and not rules:
+        errors.append('give checks, or a standard with network rules (config_required, config_forbidden)')
     if errors:
         module.fail_json(msg='invalid checks: ' + '; '.join(errors))
     if not module._socket_path:
@@ -119,14 +156,24 @@ def main():
                                  '(implemented: %s); see docs/network.md' % (network_os, ', '.join(sorted(COLLECTORS))),
                              network_os=network_os)
         facts = {}
-        for fact, wanted in net_checks.needs(checks).items():
+        wants = net_checks.needs(checks)
+        wants['config'] = wants['config'] or bool(rules)
+        for fact, wanted in wants.items():
             if wanted:
                 command, parse = collector[fact]
                 facts[fact] = parse(connection.get(command=command))
     except (ConnectionError, ValueError) as exc:
         module.fail_json(msg='network_check: could not read the device state: %s' % exc)
     results = [net_checks.evaluate(check, facts) for check in checks]
-    module.exit_json(changed=False, network_os=network_os, passed=all(r['passed'] for r in results), results=results)
+    out = dict(changed=False, network_os=network_os, results=results)
+    if rules:
+        # the intended configuration: what runs now plus the lines the change adds
+        config = facts['config'].rstrip('\n') + '\n' + module.params['candidate']
+        out['standard'] = security_compare.compare(None, {'config': config}, rules=rules,
+                                                   fail_on_severity=module.params['fail_on_severity'])
+        out['standard']['evaluated'] = 'running+candidate' if module.params['candidate'] else 'running'
+    out['passed'] = all(r['passed'] for r in results) and out.get('standard', {}).get('passed', True)
+    module.exit_json(**out)
 
 
 if __name__ == '__main__':

@@ -51,7 +51,8 @@ def test_architecture_example_is_valid():
 
 
 @BOTH
-@pytest.mark.parametrize("name", ["security-patch-1.1.0.yml", "broken-update-1.2.0.yml"])
+@pytest.mark.parametrize("name", ["security-patch-1.1.0.yml", "broken-update-1.2.0.yml",
+                                  "network-announce-198.51.100.0.yml"])
 def test_valid_examples(name, use_jsonschema):
     data = cr.load_change_request(EXAMPLES / name)
     assert cr.validate_change_request(data, use_jsonschema=use_jsonschema) == []
@@ -232,9 +233,9 @@ def test_module_requires_one_source():
     assert "one of the following is required: path, data" in proc.stdout
 
 
-def test_schema_file_is_json_and_examples_dir_has_three():
+def test_schema_file_is_json_and_examples_dir_has_four():
     assert sorted(p.name for p in Path(EXAMPLES).glob("*.yml")) == [
-        "broken-update-1.2.0.yml", "invalid.yml", "security-patch-1.1.0.yml"]
+        "broken-update-1.2.0.yml", "invalid.yml", "network-announce-198.51.100.0.yml", "security-patch-1.1.0.yml"]
 
 
 def test_normalising_a_normalised_change_request_is_idempotent_and_checks_derived_fields(valid):
@@ -358,3 +359,28 @@ def test_canonical_names_and_paths_are_accepted(valid, use_jsonschema):
     data["items"]["config_files"] = [{"dest": "/etc/itsop-demo-web/config.ini", "template": "templates/config.ini.j2"}]
     data["backup"]["paths"] = ["/etc/itsop-demo-web", "/"]
     assert cr.validate_change_request(data, use_jsonschema=use_jsonschema) == []
+
+
+# --- network changes ------------------------------------------------------------------------------
+
+NETWORK_EXAMPLE = EXAMPLES / "network-announce-198.51.100.0.yml"
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d["items"].update(packages=[{"name": "frr", "version": "8.4.4"}]),
+     "items.network_config: a network change changes network devices only; move items.packages"),
+    (lambda d: d["test_plan"].pop("network"), "test_plan.network: a network change needs state checks"),
+    (lambda d: d["test_plan"]["network"].append({"type": "route"}), "test_plan.network[3]"),
+    (lambda d: d["test_plan"]["network"].append({"type": "ping", "host": "x"}), "test_plan.network[3]"),
+    (lambda d: d["items"]["network_config"].update(confirm_timeout=5), "items.network_config.confirm_timeout"),
+    (lambda d: d["items"]["network_config"].update(lines=""), "items.network_config.lines"),
+    (lambda d: d["items"]["network_config"].update(lines="hostname a\rwrite erase\n"),
+     "items.network_config.lines: line 1 holds a carriage return"),
+    (lambda d: d["items"]["network_config"].update(lines="hostname a\u202e\n"), "items.network_config.lines"),
+])
+@pytest.mark.parametrize("use_jsonschema", [True, False])
+def test_network_change_request_errors(mutate, message, use_jsonschema):
+    data = yaml.safe_load(NETWORK_EXAMPLE.read_text())
+    mutate(data)
+    errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
+    assert any(message in e for e in errors), errors

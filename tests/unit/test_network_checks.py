@@ -9,8 +9,8 @@ import pytest
 from ansible_collections.itsop.change.plugins.module_utils._network import checks, frr
 
 FACTS = {
-    "neighbors": {"10.0.0.2": {"state": "Established", "prefixes_received": 3},
-                  "10.0.0.3": {"state": "Active", "prefixes_received": 0}},
+    "neighbors": {"10.0.0.2": {"state": "Established", "prefixes_received": 3, "names": ["r2"]},
+                  "10.0.0.3": {"state": "Active", "prefixes_received": 0, "names": ["r3", "edge r3"]}},
     "routes": {"192.0.2.2/32": ["bgp"], "10.0.0.0/24": ["connected"]},
     "config": "hostname r1\n!\nrouter bgp 65001\n neighbor 10.0.0.2 remote-as 65002\nexit\n",
 }
@@ -22,6 +22,10 @@ FACTS = {
     ({"type": "bgp_neighbor", "neighbor": "10.0.0.3"}, False),
     ({"type": "bgp_neighbor", "neighbor": "10.0.0.3", "state": "Active"}, True),
     ({"type": "bgp_neighbor", "neighbor": "10.0.0.9"}, False),
+    ({"type": "bgp_neighbor", "neighbor": "r2"}, True),
+    ({"type": "bgp_neighbor", "neighbor": "edge r3"}, False),
+    ({"type": "bgp_neighbor", "neighbor": "*"}, False),
+    ({"type": "bgp_neighbor", "neighbor": "*", "state": "Active"}, False),
     ({"type": "route", "prefix": "192.0.2.2/32"}, True),
     ({"type": "route", "prefix": "192.0.2.2/32", "protocol": "static"}, False),
     ({"type": "route", "prefix": "192.0.2.3/32"}, False),
@@ -41,6 +45,9 @@ def test_evaluate(check, passed):
 def test_failed_neighbor_message_names_what_was_found_and_expected():
     result = checks.evaluate({"type": "bgp_neighbor", "neighbor": "10.0.0.3"}, FACTS)
     assert result["message"] == "neighbor 10.0.0.3 is Active (expected Established)"
+    every = checks.evaluate({"type": "bgp_neighbor", "neighbor": "*"}, FACTS)
+    assert every["message"] == "1 of 2 neighbors Established; not: 10.0.0.3 Active"
+    assert checks.evaluate({"type": "bgp_neighbor", "neighbor": "*"}, {"neighbors": {}})["passed"] is False
 
 
 @pytest.mark.parametrize(("given", "error"), [
@@ -62,7 +69,9 @@ def test_needs_asks_only_for_what_the_checks_use():
 def test_frr_parsers():
     summary = {"ipv4Unicast": {"peers": {"10.0.0.2": {"state": "Established", "pfxRcd": 2}}},
                "ipv6Unicast": {"peers": {"10.0.0.2": {"state": "Established", "pfxRcd": 1}}}}
-    assert frr.neighbors(json.dumps(summary)) == {"10.0.0.2": {"state": "Established", "prefixes_received": 3}}
+    summary["ipv4Unicast"]["peers"]["10.0.0.2"]["hostname"] = "r2"
+    assert frr.neighbors(json.dumps(summary)) == {
+        "10.0.0.2": {"state": "Established", "prefixes_received": 3, "names": ["r2"]}}
     routes = {"192.0.2.2/32": [{"protocol": "bgp", "selected": True, "installed": True}],
               "192.0.2.3/32": [{"protocol": "bgp", "selected": False}]}
     assert frr.routes(json.dumps(routes)) == {"192.0.2.2/32": ["bgp"]}

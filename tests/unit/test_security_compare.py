@@ -205,3 +205,41 @@ def test_bad_declared_ports(value):
 def test_unknown_severity_threshold():
     with pytest.raises(CompareError):
         compare(BASE, BASE, fail_on_severity="urgent")
+
+
+# --- network device rules (config_required, config_forbidden) -------------------------------------
+
+NETWORK_RULES = [
+    {"id": "RTR-01", "check": "config_forbidden", "severity": "critical", "patterns": [r"^\s*password\s"]},
+    {"id": "RTR-02", "check": "config_required", "severity": "high", "patterns": ["^log syslog"]},
+    {"id": "RTR-03", "check": "config_required", "severity": "high",
+     "patterns": ["^line vty$", r"^ access-class \S+$"]},
+]
+
+
+def test_network_rules_on_a_configuration():
+    from ansible_collections.itsop.change.plugins.module_utils import security_compare as sc
+    good = "hostname r1\nlog syslog informational\nline vty\n access-class MGMT\nexit\n"
+    assert sc.compare(None, {"config": good}, rules=NETWORK_RULES)["passed"] is True
+    bad = "hostname r1\npassword zebra\nline vty\nexit\n"
+    result = sc.compare(None, {"config": bad}, rules=NETWORK_RULES)
+    assert result["passed"] is False
+    assert sorted(f["id"] for f in result["findings"]) == ["RTR-01", "RTR-02", "RTR-03"]
+    assert "forbidden line 'password zebra'" in result["findings"][0]["title"]
+
+
+def test_network_rules_are_not_applied_to_servers_nor_server_rules_to_devices():
+    from ansible_collections.itsop.change.plugins.module_utils import security_compare as sc
+    server_snapshot = {"listening": [], "services_enabled": []}
+    assert sc.compare(None, server_snapshot, rules=NETWORK_RULES)["findings"] == []
+    rules = [*NETWORK_RULES, {"id": "S1", "check": "forbidden_ports", "ports": [23]}]
+    assert [r["id"] for r in sc.network_rules(rules)] == ["RTR-01", "RTR-02", "RTR-03"]
+    assert [r["id"] for r in sc.server_rules(rules)] == ["S1"]
+
+
+def test_network_rule_errors_name_the_rule():
+    from ansible_collections.itsop.change.plugins.module_utils import security_compare as sc
+    errors = sc.validate_rules([{"id": "R1", "check": "config_required"},
+                                {"id": "R2", "check": "config_forbidden", "patterns": ["("]}])
+    assert any("rules[0] (R1): config_required needs patterns" in e for e in errors)
+    assert any("rules[1] (R2): pattern '(' does not compile" in e for e in errors)

@@ -112,6 +112,15 @@ SCHEMA_JSON = r'''{
             },
             "oneOf": [{"required": ["template"]}, {"required": ["content"]}]
           }
+        },
+        "network_config": {
+          "type": "object",
+          "additionalProperties": false,
+          "required": ["lines"],
+          "properties": {
+            "lines": {"type": "string", "minLength": 1},
+            "confirm_timeout": {"type": "integer", "minimum": 30, "maximum": 3600}
+          }
         }
       }
     },
@@ -160,9 +169,10 @@ SCHEMA_JSON = r'''{
     "test_plan": {
       "type": "object",
       "additionalProperties": false,
-      "required": ["functional"],
+      "anyOf": [{"required": ["functional"]}, {"required": ["network"]}],
       "properties": {
         "functional": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/check"}},
+        "network": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/network_check"}},
         "testinfra": {"type": "array", "items": {"type": "string"}},
         "security": {
           "type": "object",
@@ -239,10 +249,30 @@ SCHEMA_JSON = r'''{
         {"if": {"properties": {"type": {"const": "file"}}},
          "then": {"required": ["path"]}}
       ]
+    },
+    "network_check": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["type"],
+      "properties": {
+        "type": {"enum": ["bgp_neighbor", "route", "config_contains", "config_lacks"]},
+        "name": {"type": "string", "minLength": 1},
+        "neighbor": {"type": "string", "minLength": 1},
+        "state": {"type": "string", "minLength": 1},
+        "min_prefixes": {"type": "integer", "minimum": 0},
+        "prefix": {"type": "string", "minLength": 1},
+        "protocol": {"type": "string", "minLength": 1},
+        "line": {"type": "string", "minLength": 1},
+        "regex": {"type": "boolean"}
+      },
+      "allOf": [
+        {"if": {"properties": {"type": {"const": "bgp_neighbor"}}}, "then": {"required": ["neighbor"]}},
+        {"if": {"properties": {"type": {"const": "route"}}}, "then": {"required": ["prefix"]}},
+        {"if": {"properties": {"type": {"enum": ["config_contains", "config_lacks"]}}}, "then": {"required": ["line"]}}
+      ]
     }
   }
-}
-'''
+}'''
 SCHEMA = json.loads(SCHEMA_JSON)
 
 

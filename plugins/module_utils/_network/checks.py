@@ -5,7 +5,7 @@
 """Network state checks (test-plan entries of a network change), evaluated on facts a platform reads.
 
 Pure functions: a platform collector (``frr.py``) turns CLI output into facts -
-``neighbors`` ``{address: {state, prefixes_received}}``, ``routes`` ``{prefix: [protocol, ...]}``,
+``neighbors`` ``{address: {state, prefixes_received, names}}``, ``routes`` ``{prefix: [protocol, ...]}``,
 ``config`` (the running configuration text) - and ``evaluate`` compares them with the checks.
 One result per check: ``{type, name, passed, expected, actual, message}`` (the shape of
 ``functional_check`` results, so reports treat both alike).
@@ -61,20 +61,38 @@ def _config_has(config, line, regex):
 def evaluate(check, facts):
     kind = check['type']
     if kind == 'bgp_neighbor':
-        address = check['neighbor']
+        wanted = check['neighbor']
         state = check.get('state') or 'Established'
         minimum = check.get('min_prefixes')
-        found = (facts.get('neighbors') or {}).get(address)
+        neighbors = facts.get('neighbors') or {}
+        if wanted == '*':
+            found = sorted(neighbors.items())
+        else:
+            found = [(a, n) for a, n in sorted(neighbors.items()) if a == wanted or wanted in (n.get('names') or [])]
         expected = {'state': state, 'min_prefixes': minimum}
-        actual = found or {'state': 'not configured', 'prefixes_received': None}
-        passed = found is not None and found.get('state') == state and (
-            minimum is None or (found.get('prefixes_received') or 0) >= int(minimum))
-        message = 'neighbor %s is %s' % (address, actual['state'])
-        if minimum is not None:
-            message += ', %s prefixes received (at least %s)' % (actual.get('prefixes_received'), minimum)
-        if not passed:
-            message += ' (expected %s)' % state
-        name = 'bgp_neighbor %s' % address
+
+        def good(entry):
+            return entry.get('state') == state and (
+                minimum is None or (entry.get('prefixes_received') or 0) >= int(minimum))
+
+        bad = [(a, n) for a, n in found if not good(n)]
+        passed = bool(found) and not bad
+        actual = {'neighbors': dict((a, {'state': n.get('state'), 'prefixes_received': n.get('prefixes_received')})
+                                    for a, n in found)}
+        if not found:
+            message = 'neighbor %s is not configured (expected %s)' % (wanted, state)
+        elif wanted != '*' and len(found) == 1:
+            entry = found[0][1]
+            message = 'neighbor %s is %s' % (wanted, entry.get('state'))
+            if minimum is not None:
+                message += ', %s prefixes received (at least %s)' % (entry.get('prefixes_received'), minimum)
+            if bad:
+                message += ' (expected %s)' % state
+        else:
+            message = '%d of %d neighbors %s' % (len(found) - len(bad), len(found), state)
+            if bad:
+                message += '; not: ' + ', '.join('%s %s' % (a, n.get('state')) for a, n in bad)
+        name = 'bgp_neighbor %s' % wanted
     elif kind == 'route':
         prefix = check['prefix']
         protocol = check.get('protocol')

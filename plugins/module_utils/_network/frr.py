@@ -18,14 +18,16 @@ def _json(text, command):
 
 
 def neighbors(show_bgp_summary_json):
-    """``show bgp summary json`` -> ``{address: {state, prefixes_received}}`` (all address families)."""
+    """``show bgp summary json`` -> ``{address: {state, prefixes_received, names}}`` (all address
+    families; ``names``: the peer's hostname and the neighbor's description, for checks by name)."""
     data = _json(show_bgp_summary_json, 'show bgp summary json')
     result = {}
     for family in data.values():
         if not isinstance(family, dict):
             continue
         for address, peer in (family.get('peers') or {}).items():
-            entry = result.setdefault(address, {'state': peer.get('state'), 'prefixes_received': 0})
+            names = sorted(set(n for n in (peer.get('hostname'), peer.get('desc')) if n))
+            entry = result.setdefault(address, {'state': peer.get('state'), 'prefixes_received': 0, 'names': names})
             entry['prefixes_received'] += int(peer.get('pfxRcd') or 0)
     return result
 
