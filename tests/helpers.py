@@ -183,9 +183,9 @@ class RouterEstate:
                               capture_output=True, check=True, env=base_env()).stdout
 
     def inventory(self, tmp: Path, names: list[str] | None = None, **extra: object) -> Path:
-        groups: dict[str, dict] = {"staging": {"hosts": {}}, "production": {"hosts": {}}}
+        groups: dict[str, dict] = {"routers_staging": {"hosts": {}}, "routers_production": {"hosts": {}}}
         for name in names or self.names:
-            group = "staging" if name.endswith("rtr-stg") else "production"
+            group = "routers_staging" if name.endswith("rtr-stg") else "routers_production"
             groups[group]["hosts"][name] = {**router_hostvars(self.addresses[name]), **extra}
         path = tmp / f"routers-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps({"all": {"children": {"routers": {"children": groups}}}}))

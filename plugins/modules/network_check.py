@@ -51,7 +51,9 @@ options:
     description:
       - Configuration lines a change will add. With O(standard), the rules are evaluated on the running
         configuration followed by these lines (the intended configuration, SOP Tahap 2), not on the running
-        configuration alone (Tahap 4.2).
+        configuration alone (Tahap 4.2). A C(no <line>) of the candidate removes that line first. This is
+        line-based, without the device's parser - the evaluation after the change (stage 4) is the one
+        that reads what the device made of it.
     type: str
     default: ''
   fail_on_severity:
@@ -59,6 +61,26 @@ options:
     type: str
     default: high
     choices: [info, low, medium, high, critical]
+  duration_seconds:
+    description:
+      - Monitoring (SOP Tahap 5.2) - sample O(checks) every O(interval_seconds) for this many seconds instead
+        of once. The result then has the keys of M(itsop.change.health_watch) (RV(healthy), RV(breaches),
+        RV(samples), ...). A breach is availability below O(availability_pct) or a BGP neighbor leaving
+        Established (a flap), whether or not a check names it.
+    type: int
+    default: 0
+  interval_seconds:
+    description: Seconds between two samples when monitoring.
+    type: int
+    default: 5
+  availability_pct:
+    description: Per cent of samples that must pass when monitoring.
+    type: float
+    default: 100.0
+  stop_on_breach:
+    description: Stop sampling at the first breach.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - itsop.change.attributes
   - ansible.builtin.action_common_attributes
@@ -106,9 +128,23 @@ standard:
     C(counts) per severity, C(evaluated) (V(running) or V(running+candidate)).
   returned: when O(standard) has network rules
   type: dict
+healthy:
+  description: Monitoring - no breach during the period.
+  returned: when O(duration_seconds) is given
+  type: bool
+breaches:
+  description: Monitoring - C(metric, value, threshold, first_seen, message) of each breach.
+  returned: when O(duration_seconds) is given
+  type: list
+  elements: dict
+samples:
+  description: Monitoring - C(at, passed, failed) of each sample.
+  returned: when O(duration_seconds) is given
+  type: list
+  elements: dict
 results:
   description: One entry per check, in order - C(type), C(name), C(passed), C(expected), C(actual), C(message).
-  returned: always
+  returned: when O(duration_seconds) is 0
   type: list
   elements: dict
 '''
@@ -119,6 +155,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.connection import Connection, ConnectionError  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._network import checks as net_checks  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._network import frr  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._network import watch as net_watch  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils import security_compare  # noqa: E402
 
 COLLECTORS = {'frr': frr.COMMANDS}
@@ -131,6 +168,10 @@ def main():
             standard=dict(type='list', elements='dict', default=[]),
             candidate=dict(type='str', default=''),
             fail_on_severity=dict(type='str', default='high', choices=list(security_compare.SEVERITIES)),
+            duration_seconds=dict(type='int', default=0),
+            interval_seconds=dict(type='int', default=5),
+            availability_pct=dict(type='float', default=100.0),
+            stop_on_breach=dict(type='bool', default=True),
         ),
         required_one_of=[('checks', 'standard')],
         supports_check_mode=True,
@@ -155,20 +196,35 @@ def main():
             module.fail_json(msg='network_check: state checks are not implemented for network_os %s '
                                  '(implemented: %s); see docs/network.md' % (network_os, ', '.join(sorted(COLLECTORS))),
                              network_os=network_os)
-        facts = {}
         wants = net_checks.needs(checks)
         wants['config'] = wants['config'] or bool(rules)
-        for fact, wanted in wants.items():
-            if wanted:
-                command, parse = collector[fact]
-                facts[fact] = parse(connection.get(command=command))
+        watching = module.params['duration_seconds'] > 0
+        wants['neighbors'] = wants['neighbors'] or watching  # flaps are watched whether a check names them
+
+        def read():
+            facts = {}
+            for fact, wanted in wants.items():
+                if wanted:
+                    command, parse = collector[fact]
+                    facts[fact] = parse(connection.get(command=command))
+            return facts
+
+        if watching:
+            if rules or not checks:
+                module.fail_json(msg='duration_seconds (monitoring) samples the checks; give checks and no standard')
+            if not 1 <= module.params['interval_seconds'] <= module.params['duration_seconds']:
+                module.fail_json(msg='interval_seconds must be between 1 and duration_seconds')
+            result = net_watch.watch(read, checks, module.params['duration_seconds'],
+                                     module.params['interval_seconds'], module.params['availability_pct'],
+                                     module.params['stop_on_breach'], errors=(ConnectionError, ValueError))
+            module.exit_json(changed=False, network_os=network_os, passed=result['healthy'], **result)
+        facts = read()
     except (ConnectionError, ValueError) as exc:
         module.fail_json(msg='network_check: could not read the device state: %s' % exc)
     results = [net_checks.evaluate(check, facts) for check in checks]
     out = dict(changed=False, network_os=network_os, results=results)
     if rules:
-        # the intended configuration: what runs now plus the lines the change adds
-        config = facts['config'].rstrip('\n') + '\n' + module.params['candidate']
+        config = net_checks.intended(facts['config'], module.params['candidate'])
         out['standard'] = security_compare.compare(None, {'config': config}, rules=rules,
                                                    fail_on_severity=module.params['fail_on_severity'])
         out['standard']['evaluated'] = 'running+candidate' if module.params['candidate'] else 'running'

@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 DOCUMENTATION = r'''
-author: itsop.change contributors
+author: itsop.change engineers (@itsop)
 name: frr
 short_description: Terminal plugin for FRRouting vtysh over SSH
 description:

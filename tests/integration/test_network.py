@@ -241,7 +241,7 @@ def test_an_unsupported_platform_is_refused_before_the_device_is_touched(estate:
         "ansible_host": "192.0.2.254"}}}}))
     proc = ansible_playbook(path, "-i", str(inventory), check=False)
     assert proc.returncode != 0
-    assert "ansible_network_os=cisco.ios.ios is not implemented" in proc.stdout
+    assert "network platform ansible_network_os=cisco.ios.ios is not implemented" in proc.stdout
     assert "unreachable=0" in proc.stdout
 
 

@@ -60,6 +60,13 @@ def test_sanity_ignore_files_empty():
         assert ignore.read_text().strip() == "", f"{ignore} must stay empty"
 
 
+def ansible_collections_dir() -> str:
+    """The ansible_collections folder of the virtualenv (the collections the ansible package installs)."""
+    code = ("import ansible_collections.ansible.netcommon as m, os; "
+            "print(os.path.dirname(os.path.dirname(m.__path__[0])))")
+    return run([str(VENV_BIN / "python"), "-c", code]).stdout.strip()
+
+
 def test_ansible_test_sanity(release_artifact: Path):
     # A persistent copy keeps ansible-test's virtual environments between runs. It must lie outside
     # any git work tree: ansible-test lists files with git there, and would find none (ignored).
@@ -81,6 +88,13 @@ def test_ansible_test_sanity(release_artifact: Path):
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target, follow_symlinks=False)
+    # the collection's dependency (galaxy.yml) beside it, as ansible-galaxy would install it
+    site = Path(ansible_collections_dir())
+    for dependency in ("ansible/netcommon", "ansible/utils"):
+        link = dest.parents[1] / dependency
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(site / dependency)
     env = base_env()
     env.pop("ANSIBLE_CONFIG", None)
     proc = run([str(VENV_BIN / "ansible-test"), "sanity", "--venv", "--python", "3.11", "--color", "no"],

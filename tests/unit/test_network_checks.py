@@ -78,3 +78,61 @@ def test_frr_parsers():
     assert frr.neighbors("{}") == {}
     with pytest.raises(ValueError, match="show ip route json did not print JSON"):
         frr.routes("% Unknown command")
+
+
+class FakeTime:
+    """A clock that moves only when the watcher sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_watch_reports_a_flap_and_low_availability():
+    from ansible_collections.itsop.change.plugins.module_utils._network import watch
+    states = iter(["Established", "Established", "Idle", "Established"])
+    fake = FakeTime()
+
+    def read():
+        return {"neighbors": {"10.0.0.2": {"state": next(states), "prefixes_received": 1, "names": []}}}
+
+    result = watch.watch(read, [{"type": "bgp_neighbor", "neighbor": "10.0.0.2"}], duration=15, interval=5,
+                         availability_pct=100, stop_on_breach=False, clock=fake.clock, sleep=fake.sleep)
+    assert result["healthy"] is False
+    assert [s["passed"] for s in result["samples"]] == [True, True, False, True]
+    assert sorted(b["metric"] for b in result["breaches"]) == ["availability_pct", "neighbor_flaps"]
+    assert result["summary"]["neighbor_flaps"] == {"10.0.0.2": 1}
+
+
+def test_watch_counts_an_unreadable_device_as_a_failed_sample_and_stops_on_breach():
+    from ansible_collections.itsop.change.plugins.module_utils._network import watch
+    fake = FakeTime()
+
+    def read():
+        raise ValueError("timeout")
+
+    result = watch.watch(read, [{"type": "route", "prefix": "1.0.0.0/8"}], duration=60, interval=5,
+                         clock=fake.clock, sleep=fake.sleep)
+    assert result["healthy"] is False and result["stopped_early"] is True
+    assert result["samples"] == [{"at": "1970-01-01T00:00:00Z", "passed": False,
+                                  "failed": ["device not readable: timeout"]}]
+
+
+def test_watch_of_a_healthy_device_runs_the_whole_period():
+    from ansible_collections.itsop.change.plugins.module_utils._network import watch
+    fake = FakeTime()
+    result = watch.watch(lambda: {"routes": {"1.0.0.0/8": ["bgp"]}}, [{"type": "route", "prefix": "1.0.0.0/8"}],
+                         duration=20, interval=5, clock=fake.clock, sleep=fake.sleep)
+    assert result["healthy"] is True and result["breaches"] == []
+    assert result["summary"]["samples"] == 5  # at 0, 5, 10, 15 and 20 s
+
+
+def test_intended_configuration_drops_negated_lines():
+    running = "hostname r1\nline vty\n access-class MGMT\nexit\n"
+    assert checks.intended(running, "line vty\n no access-class MGMT\n") == "hostname r1\nline vty\nexit\nline vty\n"
+    assert checks.intended(running, "password zebra\n").endswith("exit\npassword zebra\n")

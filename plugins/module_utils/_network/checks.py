@@ -125,3 +125,13 @@ def needs(checks):
         'routes': 'route' in kinds,
         'config': bool(kinds & set(['config_contains', 'config_lacks'])),
     }
+
+
+def intended(running, candidate):
+    """The configuration a change intends: the running configuration without the lines the
+    candidate negates (``no <line>``), followed by the candidate's other lines. Line by line, without
+    the device's own parser: what a standard rule sees of a change before it is applied."""
+    negated = set(line.strip()[3:].strip() for line in candidate.splitlines() if line.strip().startswith('no '))
+    kept = [line for line in running.splitlines() if line.strip() not in negated]
+    added = [line for line in candidate.splitlines() if not line.strip().startswith('no ')]
+    return '\n'.join(kept + added) + '\n'
