@@ -12,7 +12,9 @@
   through the audit redactor (``extra_vars``/``ansible_env`` dropped, secret-looking keys
   replaced). Never included: ``env/`` (envvars, extravars, passwords, ssh key), ``inventory/``,
   ``artifacts/<ident>/command`` (it holds the whole process environment), ``stdout``/``stderr``;
-* ``evidence/**``: every evidence file;
+* ``evidence/**``: every evidence file, but not ``evidence/backup-store/`` (the backup copies
+  themselves: configuration and data, device configurations with their secrets; the checklists
+  with their digests are archived);
 * ``reports/``: the report (json; html and md in Indonesian and English);
 * ``controller.pub``: the controller's public key (informational: verifiers pin their own copy);
 * ``MANIFEST.json``: SHA-256 and size of every other member, and ``MANIFEST.sig``: Ed25519
@@ -61,6 +63,9 @@ EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
 
 
 # ------------------------------------------------------------------------------ build
+#: the backup store under the evidence directory (the roles' default backup_store_dir)
+BACKUP_STORE = "backup-store"
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -104,6 +109,12 @@ def collect_members(engine: Any, change_id: str, reports: dict[str, bytes] | Non
     evidence = store.evidence_dir(change_id)
     for p in sorted(evidence.rglob("*")):
         rel = p.relative_to(evidence).as_posix()
+        if rel == BACKUP_STORE or rel.startswith(BACKUP_STORE + "/"):
+            # the backups themselves (configuration and data, device configurations with their
+            # secrets): the archive keeps the checklists with their digests, never the copies
+            if rel == BACKUP_STORE:
+                left_out.append(f"evidence/{rel}: the backup copies (digests in stage2/backup/*/checklist.json)")
+            continue
         if p.is_symlink() or (p.exists() and not p.is_file() and not p.is_dir()):
             left_out.append(f"evidence/{rel}: not a regular file")
         elif p.is_file():

@@ -231,8 +231,13 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         if doc is None:
             execution.append({"host": host, "available": False})
             continue
+        detail = doc.get("versions")
+        if isinstance(doc.get("network"), dict):  # a network device: the lines sent and how it ended
+            net = doc["network"]
+            detail = {"sent": [str(c).strip() for c in net.get("commands") or []],
+                      "confirmed": net.get("confirmed"), "reverted_by": net.get("reverted_by") or None}
         execution.append({"host": host, "available": True, **outcome(f"stage3/{host}.json"),
-                          "versions": _short(doc.get("versions"), 200) if doc.get("versions") else None,
+                          "versions": _short(detail, 300) if detail else None,
                           "downtime_seconds": doc.get("downtime_seconds")})
     evidence["execution"] = execution
     summary3 = load("stage3/summary.json", "execution_summary")

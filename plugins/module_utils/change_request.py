@@ -28,6 +28,7 @@ __metaclass__ = type
 import copy
 import datetime
 import json
+import re
 
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
@@ -213,6 +214,12 @@ def _semantic_errors(data):
                 errors.append('items.network_config.lines: line %d holds a %s; a device would read what follows '
                               'as a command of its own' % (number, 'carriage return' if '\r' in line else 'tab'))
                 break
+        secret = re.search(r'(?im)^.*\b(password|secret|community|key-string)\b\s+\S+', lines)
+        if secret:
+            errors.append('items.network_config.lines: %r sets a %s; a change request is archived and shown in '
+                          'reports, so it must not carry secrets - set it on the device outside the change '
+                          '(secrets in network changes are not supported yet)'
+                          % (secret.group(0).split()[0] + ' ...', secret.group(1).lower()))
     if network is not None and server_items:
         errors.append('items.network_config: a network change changes network devices only; move %s to a '
                       'change request of its own' % ', '.join('items.' + key for key in server_items))

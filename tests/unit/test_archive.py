@@ -297,3 +297,20 @@ def test_run_refusal_names_an_approver_removed_from_the_roster(approved, monkeyp
     with pytest.raises(Refusal, match=r"of agus at gate plan fail signature verification \(tampered\); the decision "
                                       r"of sari at gate plan cannot be verified: signer sari is not in the roster"):
         _engine().run(CID16, max_stage="1")
+
+
+def test_the_backup_copies_stay_out_of_the_archive(approved, tmp_path):
+    """The backup store under the evidence directory (the roles' default backup_store_dir) holds the
+    copies of configuration and data - device configurations with their secrets, /etc with its
+    hashes: the archive keeps the checklists and their digests, never the copies."""
+    eng = _engine()
+    store = eng.store.evidence_dir(CID16) / "backup-store" / CID16 / "rtr-1" / "network"
+    store.mkdir(parents=True)
+    (store / "running.cfg").write_bytes(b"router bgp 65001\n neighbor 10.0.0.2 password s3cr3t-DEMO\n")
+    res = archive.build_archive(eng, CID16, tmp_path / "out")
+    with tarfile.open(res["path"]) as tar:
+        names = tar.getnames()
+        assert not [n for n in names if "backup-store" in n], names
+        assert all(b"s3cr3t-DEMO" not in tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    result = archive.verify_archive(res["path"], [str(approved.home / "keys" / "controller.pub")])
+    assert result.exit_code == 0, result.problems

@@ -377,6 +377,10 @@ NETWORK_EXAMPLE = EXAMPLES / "network-announce-198.51.100.0.yml"
     (lambda d: d["items"]["network_config"].update(lines="hostname a\rwrite erase\n"),
      "items.network_config.lines: line 1 holds a carriage return"),
     (lambda d: d["items"]["network_config"].update(lines="hostname a\u202e\n"), "items.network_config.lines"),
+    (lambda d: d["items"]["network_config"].update(lines="router bgp\n neighbor 10.0.0.2 password s3cr3t\n"),
+     "items.network_config.lines: 'neighbor ...' sets a password; a change request is archived"),
+    (lambda d: d["items"]["network_config"].update(lines="snmp-server community public RO\n"),
+     "sets a community"),
 ])
 @pytest.mark.parametrize("use_jsonschema", [True, False])
 def test_network_change_request_errors(mutate, message, use_jsonschema):
