@@ -13,8 +13,9 @@ PACKAGES="frr frr-pythontools iputils-ping"
 podman image exists "$BASE" || { echo "[setup] ERROR: base image $BASE missing (scripts/build_testhost_image.sh)" >&2; exit 1; }
 BASE_ID="$(podman image inspect --format '{{.Id}}' "$BASE")"
 RECIPE="$(printf '%s|%s|%s' "$PACKAGES" "$BASE_ID" "$(sha256sum "$0" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
-if podman image exists "$IMAGE" && \
-   [[ "$(podman image inspect --format '{{ index .Labels "itsop.recipe" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE" ]]; then
+# shellcheck source=scripts/image_recipe.sh
+. "$REPO/scripts/image_recipe.sh"
+if image_current "$IMAGE" "$RECIPE"; then
   echo "[setup] router image $IMAGE present (recipe $RECIPE)"
   exit 0
 fi

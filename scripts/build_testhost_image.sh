@@ -8,8 +8,9 @@ IMAGE="${ITSOP_TESTHOST_IMAGE:-localhost/itsop-testhost:bookworm}"
 INCLUDE="python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,procps,zstd,ca-certificates,xz-utils,openssh-server"
 RECIPE="$(printf '%s|%s' "$INCLUDE" "$(sha256sum "$0" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
 
-if podman image exists "$IMAGE" && \
-   [[ "$(podman image inspect --format '{{ index .Labels "itsop.recipe" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE" ]]; then
+# shellcheck source=scripts/image_recipe.sh
+. "$REPO/scripts/image_recipe.sh"
+if image_current "$IMAGE" "$RECIPE"; then
   echo "[setup] test-host image $IMAGE present (recipe $RECIPE)"
   exit 0
 fi

@@ -13,7 +13,10 @@ Scenarios (docs/demo.md):
      cancelled by the IT manager;
   3. update to 1.3.0 with a configuration change: healthy at first, then fails during the
      monitoring period in production -> incident, automatic rollback to 1.1.0 with the
-     configuration restored.
+     configuration restored;
+  4-6. the network scenarios on three FRRouting routers (scripts/demo_network.py): a routing change
+     through all six stages, a change stopped in staging by the network configuration standard, a
+     production peering that breaks during monitoring -> rollback to the byte-identical configuration.
 
 Writes everything under --workdir (default .demo/) and a machine-readable summary.json.
 """
@@ -37,6 +40,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+
+import demo_network
 
 REPO = Path(__file__).resolve().parents[1]
 APTREPO = REPO / ".cache" / "aptrepo"
@@ -62,6 +67,9 @@ def iso(dt: datetime) -> str:
 
 
 class Demo:
+    error = DemoError
+    jakarta = JAKARTA
+
     def __init__(self, workdir: Path, prefix: str, label: str, quiet: bool) -> None:
         self.work = workdir
         self.prefix = prefix
@@ -142,7 +150,10 @@ class Demo:
         return self.prefix + HOSTS[host]
 
     def on_host(self, host: str, *argv: str) -> str:
-        return self.sh("podman", "exec", self.container(host), *argv).stdout
+        return self.on_container(self.container(host), *argv)
+
+    def on_container(self, name: str, *argv: str) -> str:
+        return self.sh("podman", "exec", name, *argv).stdout
 
     def versions(self) -> dict[str, str]:
         return {h: self.on_host(h, "dpkg-query", "-W", "-f", "${Version}", PACKAGE).strip() for h in HOSTS}
@@ -306,6 +317,26 @@ class Demo:
                         + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         return path
 
+    def close(self, cid: str, comment: str) -> None:
+        """The IT manager's closing approval, then Tahap 6 (report, evaluation, archive): closed."""
+        self.approve(cid, "close", [("sari", comment)])
+        self.say("  Tahap 6: report, evaluation and audit archive")
+        self.sopctl("eko", "run", cid, stream=True)
+        state = self.status(cid)["state"]
+        if state != "closed":
+            raise DemoError(f"{cid} ended in state {state}, expected closed")
+
+    def stopped_in_staging(self, cid: str, path: Path, risk: str) -> dict[str, Any]:
+        """Submit, plan, approve the plan; stage 2 must fail in staging. Returns the staging verdict."""
+        self.sopctl("budi", "submit", str(path), "--inventory", str(self.inventory))
+        self.sopctl("eko", "run", cid, stream=True)
+        self.approve(cid, "plan", [("sari", "approved"), ("dewi", "downtime ok"), ("agus", risk)])
+        self.sopctl("eko", "run", cid, stream=True, expect=(1,))
+        staging = json.loads((self.work / "sopctl-home" / "changes" / cid / "evidence" / "stage2"
+                              / "staging.json").read_text())
+        self.say(f"  staging verdict: passed={staging['passed']}: " + "; ".join(staging["reasons"])[:400])
+        return staging
+
     def approve(self, change_id: str, gate: str, approvals: list[tuple[str, str]]) -> None:
         self.show_gate(change_id)
         for person, comment in approvals:
@@ -336,13 +367,8 @@ class Demo:
                                       ("dewi", "the application works for us (users acceptance)")])
         self.say("  Tahap 5: go-live and monitoring")
         self.sopctl("eko", "run", cid, stream=True)
-        self.approve(cid, "close", [("sari", "change closed; evaluation: on time, no incident (IT manager)")])
-        self.say("  Tahap 6: report, evaluation and audit archive")
-        self.sopctl("eko", "run", cid, stream=True)
+        self.close(cid, "change closed; evaluation: on time, no incident (IT manager)")
         after = self.show_hosts("after")
-        st = self.status(cid)
-        if st["state"] != "closed":
-            raise DemoError(f"{cid} ended in state {st['state']}, expected closed")
         res = self.finish(cid)
         res.update({"versions_before": before, "versions_after_stage3": mid, "versions_after": after})
         return res
@@ -354,15 +380,7 @@ class Demo:
         path = self.cr(cid, "1.2.0", "Feature update itsop-demo-web 1.2.0 (new landing page)",
                        type="update", reason={"kind": "business_request", "details": "New landing page."},
                        risk="low")
-        self.sopctl("budi", "submit", str(path), "--inventory", str(self.inventory))
-        self.sopctl("eko", "run", cid, stream=True)
-        self.approve(cid, "plan", [("sari", "approved"), ("dewi", "downtime ok"),
-                                   ("agus", "risk low: feature release, no security impact")])
-        self.sopctl("eko", "run", cid, stream=True, expect=(1,))
-        staging = json.loads((self.work / "sopctl-home" / "changes" / cid / "evidence" / "stage2"
-                              / "staging.json").read_text())
-        self.say(f"  staging verdict: passed={staging['passed']}: "
-                 + "; ".join(h.get("error", "") for h in staging["hosts"] if not h.get("passed")))
+        staging = self.stopped_in_staging(cid, path, "risk low: feature release, no security impact")
         self.say("  stage 3 stays closed: the evidence gate needs a passed stage 2")
         self.sopctl(None, "status", cid)
         after = self.show_hosts("after")
@@ -448,11 +466,16 @@ class Demo:
         self.people()
         self.trust()
         self.start_hosts()
+        if any(name in demo_network.SCENARIOS for name in scenarios):
+            inventory = yaml.safe_load(self.inventory.read_text())
+            inventory["all"]["children"].update(demo_network.start_routers(self))
+            self.inventory.write_text("# generated by scripts/demo_sop.py (DEMO site inventory)\n"
+                                      + yaml.safe_dump(inventory, sort_keys=False))
         funcs = {"patch": self.scenario_patch, "broken": self.scenario_broken,
                  "monitoring": self.scenario_monitoring_failure}
         for name in scenarios:
             started = time.monotonic()
-            res = funcs[name]()
+            res = funcs[name]() if name in funcs else demo_network.SCENARIOS[name](self)
             res.update({"scenario": name, "seconds": round(time.monotonic() - started, 1)})
             self.summary["scenarios"].append(res)
         self.summary["seconds"] = round(time.monotonic() - self.t0, 1)
@@ -463,14 +486,18 @@ class Demo:
     def print_summary(self) -> None:
         self.head("Summary")
         for s in self.summary["scenarios"]:
-            versions = ", ".join(f"{h}={v}" for h, v in s["versions_after"].items())
+            versions = ", ".join(f"{h}={v}" for h, v in (s.get("hosts_now") or s["versions_after"]).items())
             self.say(f"  {s['change_id']}  {s['scenario']:10} {s['state']:12} {s['seconds']:6.0f} s   hosts now: "
                      f"{versions}")
             for r in s["reports"]:
                 self.say(f"      report   {r}")
             self.say(f"      archive  {s['archive']}  (verified offline: sopctl audit verify)")
         self.say(f"  evidence and state: {self.work}/sopctl-home/changes/<CHANGE>/ ; summary {self.work}/summary.json")
-        self.say(f"  whole demo: {self.summary['seconds']:.0f} s. Remove the hosts: scripts/demo-hosts down")
+        self.say(f"  whole demo: {self.summary['seconds']:.0f} s. Remove the hosts and routers: "
+                 "scripts/demo-hosts down")
+
+
+ALL_SCENARIOS = ["patch", "broken", "monitoring", *demo_network.SCENARIOS]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,13 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=REPO / ".demo")
     ap.add_argument("--prefix", default="itsop-", help="container name prefix (scripts/demo-hosts)")
     ap.add_argument("--label", default="itsop.demo=1", help="container label (scripts/demo-hosts)")
-    ap.add_argument("--scenario", action="append", choices=["patch", "broken", "monitoring"],
-                    help="run only these scenarios (default: all three, in order)")
+    ap.add_argument("--scenario", action="append", choices=ALL_SCENARIOS,
+                    help="run only these scenarios (default: all six, in order)")
     ap.add_argument("--quiet", action="store_true", help="do not echo the per-task progress lines")
     args = ap.parse_args(argv)
     demo = Demo(args.workdir.resolve(), args.prefix, args.label, args.quiet)
     try:
-        return demo.run(args.scenario or ["patch", "broken", "monitoring"])
+        return demo.run(args.scenario or ALL_SCENARIOS)
     except DemoError as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
-from tests.helpers import COLLECTIONS, REPO, TestHost, have_podman_image
+from tests.helpers import COLLECTIONS, REPO, ROUTER_IMAGE, RouterEstate, TestHost, have_podman_image
 
 # Make ``ansible_collections.itsop.change`` importable for unit tests of plugins and module_utils.
 if str(COLLECTIONS) not in sys.path:
@@ -47,3 +49,25 @@ def testhost(tmp_path) -> Iterator[TestHost]:
         yield host
     finally:
         host.remove()
+
+
+@pytest.fixture(scope="module")
+def routers() -> Iterator[RouterEstate]:
+    """The demo's three FRR routers under a prefix of their own, one estate per test module, with
+    their eBGP sessions established (they come up within seconds of the routers' start)."""
+    if not have_podman_image(ROUTER_IMAGE):
+        pytest.fail(f"router image {ROUTER_IMAGE} missing: run scripts/setup.sh")
+    estate = RouterEstate().start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            summary = json.loads(estate.vtysh(estate.names[1], "show bgp summary json"))
+            peers = summary.get("ipv4Unicast", {}).get("peers", {})
+            if len(peers) == 2 and all(p["state"] == "Established" for p in peers.values()):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"BGP did not come up between the routers: {summary}")
+        yield estate
+    finally:
+        estate.stop()

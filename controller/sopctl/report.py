@@ -378,8 +378,10 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         followups.append("Investigate the audit log(s) that do not verify")
     if any(lg["signature"] == "unsigned" for lg in logs):
         followups.append("Configure audit_signing_key so audit checkpoints are signed (today only hash-chained)")
-    missing = [k for k in ("plan", "artifacts", "staging", "security_tests", "monitoring", "incidents")
-               if evidence.get(k) is None]
+    # artifact verification is evidence only for a change that has artifacts (a network change has none)
+    expected = [k for k in ("plan", "artifacts", "staging", "security_tests", "monitoring", "incidents")
+                if k != "artifacts" or (cr.get("items") or {}).get("artifacts")]
+    missing = [k for k in expected if evidence.get(k) is None]
     if missing or any(not b["available"] for b in backup) or any(not e["available"] for e in execution) \
             or evidence.get("functional_tests") is None:
         followups.append("Evidence missing for: " + ", ".join(

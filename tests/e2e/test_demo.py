@@ -1,10 +1,11 @@
 """End-to-end: the README demo (scripts/demo_sop.py) on its own set of systemd containers.
 
-Runs the same three scenarios as ``bash scripts/demo.sh`` (own container names itsop-e2e-*,
-labelled itsop.test=1, so a running demo is never touched) and then checks the outcome from the
-real things, not from the demo's own summary: package versions and configuration on the hosts,
-sopctl's state store, the offline verification of every audit archive (and that a flipped byte
-is caught), and the HTML report rendered by headless Chromium.
+Runs the same six scenarios as ``bash scripts/demo.sh`` (three on servers, three on routers; own
+container names itsop-e2e-*, labelled itsop.test=1, so a running demo is never touched) and then
+checks the outcome from the real things, not from the demo's own summary: package versions and
+configuration on the hosts, the routers' configuration and routes, sopctl's state store, the
+offline verification of every audit archive (and that a flipped byte is caught), and the HTML
+report rendered by headless Chromium.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tests.integration.test_report_browser import needs_chromium, rendered_repor
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 PREFIX = "itsop-e2e-"
 CONTAINERS = [f"{PREFIX}{n}" for n in ("stg-1", "prd-1", "prd-2")]
+ROUTERS = {"itsop-rtr-stg": f"{PREFIX}rtr-stg", "itsop-rtr-prd-1": f"{PREFIX}rtr-prd-1",
+           "itsop-rtr-prd-2": f"{PREFIX}rtr-prd-2"}
 SOPCTL = str(REPO / ".venv" / "bin" / "sopctl")
 
 
@@ -49,8 +52,9 @@ def demo(tmp_path_factory):
         yield {"work": work, "summary": summary, "out": proc.stdout,
                "env": dict(env, SOPCTL_HOME=str(work / "sopctl-home"))}
     finally:
-        for name in CONTAINERS:
-            podman("rm", "-f", "-t", "0", name, check=False)
+        # hosts, routers, their network and the routers' pinned host keys (one home: demo-hosts)
+        subprocess.run(["bash", str(REPO / "scripts" / "demo-hosts"), "down"], capture_output=True, check=False,
+                       env=dict(env, ITSOP_DEMO_PREFIX=PREFIX, ITSOP_DEMO_LABEL="itsop.test=1"))
 
 
 def scenario(demo, name):
@@ -113,6 +117,51 @@ def test_demo_outcome_on_the_hosts_and_in_sopctl(demo):
         assert monitoring["config_after_stage3"][host] != monitoring["config_before"][host]
         assert config_digest(name) == monitoring["config_before"][host]
     assert "DEMO FAILED" not in demo["out"]
+
+
+def running_config(name: str) -> bytes:
+    return subprocess.run(["podman", "exec", name, "vtysh", "-c", "show running-config"], capture_output=True,
+                          check=True, env=base_env()).stdout
+
+
+def test_network_scenarios_on_the_routers(demo):
+    """4: the routing change is closed and every router routes the service network; 5: the change
+    breaking the standard never reached a router; 6: after the peering broke during monitoring both
+    production routers run their stage-2 configuration byte for byte (read from the routers now)."""
+    announce, stopped, monitored = (scenario(demo, n) for n in ("network", "network-staging", "network-monitoring"))
+    assert sopctl_status(demo, announce["change_id"])["state"] == "closed"
+    for name in ROUTERS.values():
+        table = json.loads(podman("exec", name, "vtysh", "-c", "show ip route 198.51.100.0/24 json").stdout)
+        assert "198.51.100.0/24" in table, name
+        assert "static" in {r["protocol"] for r in table["198.51.100.0/24"]}, (name, table)
+    ev = demo["work"] / "sopctl-home" / "changes" / announce["change_id"] / "evidence"
+    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):
+        run = json.loads((ev / "stage3" / f"{host}.json").read_text())
+        assert run["network"]["confirmed"] is True and run["status"] == "succeeded", run
+
+    assert sopctl_status(demo, stopped["change_id"])["state"] == "cancelled"
+    staging = json.loads((demo["work"] / "sopctl-home" / "changes" / stopped["change_id"] / "evidence" / "stage2"
+                          / "staging.json").read_text())
+    assert staging["passed"] is False and "DSKS-RTR-03" in staging["reasons"][0], staging
+    for name in ROUTERS.values():
+        assert b" access-class MGMT" in running_config(name), name
+
+    cid = monitored["change_id"]
+    assert sopctl_status(demo, cid)["state"] == "rolled_back"
+    incidents = json.loads((demo["work"] / "sopctl-home" / "changes" / cid / "evidence" / "stage5"
+                            / "incidents.json").read_text())["incidents"]
+    assert {i["host"] for i in incidents} == {"itsop-rtr-prd-1", "itsop-rtr-prd-2"}
+    assert all(i["rollback"]["succeeded"] for i in incidents)
+    monitoring = json.loads((demo["work"] / "sopctl-home" / "changes" / cid / "evidence" / "stage5"
+                             / "monitoring.json").read_text())
+    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):  # the breach is the broken session, sampled
+        failed = [f for s in monitoring["hosts"][host]["samples"] for f in s["failed"]]
+        assert any(f.startswith("every BGP session established: 1 of 2 neighbors Established") for f in failed), failed
+    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):
+        saved = demo["work"] / "backup-store" / cid / host / "network" / "running.cfg"
+        assert running_config(ROUTERS[host]) == saved.read_bytes(), host
+        assert b"SERVICE-NET" not in saved.read_bytes()
+    assert b"ip prefix-list SERVICE-NET" in running_config(ROUTERS["itsop-rtr-stg"])  # staging keeps it
 
 
 def test_every_evidence_file_keeps_the_contract(demo):

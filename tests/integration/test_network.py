@@ -2,8 +2,8 @@
 routers-up: staging and two production routers in an eBGP full mesh), reached with
 ansible.netcommon.network_cli and the collection's cliconf/terminal plugins ``itsop.change.frr``.
 
-One estate per file (module scope); each test works on the router it names and leaves it as it found
-it where later tests depend on that.
+One estate per file (fixture routers, module scope); each test works on the router it names and
+leaves it as it found it where later tests depend on that.
 """
 
 from __future__ import annotations
@@ -11,45 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import ROUTER_IMAGE, RouterEstate, ansible_playbook, have_podman_image, podman
+from tests.helpers import RouterEstate, ansible_playbook, podman
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def estate() -> Iterator[RouterEstate]:
-    if not have_podman_image(ROUTER_IMAGE):
-        pytest.fail(f"router image {ROUTER_IMAGE} missing: run scripts/setup.sh")
-    routers = RouterEstate().start()
-    try:
-        # the eBGP sessions come up within seconds of the routers' start
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            summary = json.loads(routers.vtysh(routers.names[1], "show bgp summary json"))
-            peers = summary.get("ipv4Unicast", {}).get("peers", {})
-            if len(peers) == 2 and all(p["state"] == "Established" for p in peers.values()):
-                break
-            time.sleep(1)
-        else:
-            pytest.fail(f"BGP did not come up between the routers: {summary}")
-        yield routers
-    finally:
-        routers.stop()
-
-
-def play(tmp: Path, estate: RouterEstate, host: str, tasks: list[dict], *, check: bool = True,
+def play(tmp: Path, routers: RouterEstate, host: str, tasks: list[dict], *, check: bool = True,
          extra: list[str] | None = None, play_vars: dict | None = None):
     """Run one play on ``host``; every task's registered result is written as JSON beside it."""
     book = [{"hosts": host, "gather_facts": False, "vars": play_vars or {}, "tasks": tasks}]
     path = tmp / f"play-{time.monotonic_ns()}.yml"
     path.write_text(yaml.safe_dump(book, sort_keys=False))
-    return ansible_playbook(path, "-i", str(estate.inventory(tmp)), *(extra or []), check=check)
+    return ansible_playbook(path, "-i", str(routers.inventory(tmp)), *(extra or []), check=check)
 
 
 def save(var: str, dest: Path) -> dict:
@@ -67,33 +45,33 @@ LINES = "ip route 10.66.0.0/24 Null0\nrouter bgp {asn}\n address-family ipv4 uni
 # --- the cliconf plugin through ansible.netcommon.cli_config ---------------------------------------
 
 
-def test_cli_config_check_mode_diff_apply_and_idempotence(estate: RouterEstate, tmp_path: Path) -> None:
-    stg = estate.names[0]
-    before = estate.running_config(stg)
+def test_cli_config_check_mode_diff_apply_and_idempotence(routers: RouterEstate, tmp_path: Path) -> None:
+    stg = routers.names[0]
+    before = routers.running_config(stg)
     config = LINES.format(asn=65000)
     task = {"ansible.netcommon.cli_config": {"config": config}, "register": "r"}
-    play(tmp_path, estate, stg, [task, save("r", tmp_path / "check.json")], extra=["--check", "--diff"])
+    play(tmp_path, routers, stg, [task, save("r", tmp_path / "check.json")], extra=["--check", "--diff"])
     checked = loaded(tmp_path / "check.json")
     assert checked["changed"] is True
     assert "network 10.66.0.0/24" in checked["diff"]["prepared"]
-    assert estate.running_config(stg) == before, "check mode sent configuration to the router"
+    assert routers.running_config(stg) == before, "check mode sent configuration to the router"
 
-    play(tmp_path, estate, stg, [task, save("r", tmp_path / "apply.json")])
+    play(tmp_path, routers, stg, [task, save("r", tmp_path / "apply.json")])
     assert loaded(tmp_path / "apply.json")["changed"] is True
-    routes = json.loads(estate.vtysh(estate.names[1], "show ip route 10.66.0.0/24 json"))
+    routes = json.loads(routers.vtysh(routers.names[1], "show ip route 10.66.0.0/24 json"))
     assert "10.66.0.0/24" in routes, "the staging router's new prefix did not reach production by BGP"
 
-    play(tmp_path, estate, stg, [task, save("r", tmp_path / "again.json")])
+    play(tmp_path, routers, stg, [task, save("r", tmp_path / "again.json")])
     assert loaded(tmp_path / "again.json")["changed"] is False, "a second apply changed the router again"
 
     undo = "no ip route 10.66.0.0/24 Null0\nrouter bgp 65000\n address-family ipv4 unicast\n  no network 10.66.0.0/24\n"
-    play(tmp_path, estate, stg, [{"ansible.netcommon.cli_config": {"config": undo, "diff_match": "none"}}])
-    assert estate.running_config(stg) == before
+    play(tmp_path, routers, stg, [{"ansible.netcommon.cli_config": {"config": undo, "diff_match": "none"}}])
+    assert routers.running_config(stg) == before
 
 
-def test_refused_line_fails_the_task(estate: RouterEstate, tmp_path: Path) -> None:
-    stg = estate.names[0]
-    proc = play(tmp_path, estate, stg, [{"ansible.netcommon.cli_config": {
+def test_refused_line_fails_the_task(routers: RouterEstate, tmp_path: Path) -> None:
+    stg = routers.names[0]
+    proc = play(tmp_path, routers, stg, [{"ansible.netcommon.cli_config": {
         "config": "router bgp 65000\n neighbor 10.0.0.300 remote-as 1\n"}}], check=False)
     assert proc.returncode != 0
     assert "10.0.0.300" in proc.stdout and ("Unknown command" in proc.stdout or "Malformed" in proc.stdout
@@ -103,17 +81,17 @@ def test_refused_line_fails_the_task(estate: RouterEstate, tmp_path: Path) -> No
 # --- network_check ---------------------------------------------------------------------------------
 
 
-def test_network_check_reads_the_real_state(estate: RouterEstate, tmp_path: Path) -> None:
-    prd1, prd2 = estate.names[1], estate.names[2]
+def test_network_check_reads_the_real_state(routers: RouterEstate, tmp_path: Path) -> None:
+    prd1, prd2 = routers.names[1], routers.names[2]
     checks = [
-        {"type": "bgp_neighbor", "neighbor": estate.addresses[prd2], "min_prefixes": 1},
+        {"type": "bgp_neighbor", "neighbor": routers.addresses[prd2], "min_prefixes": 1},
         {"type": "bgp_neighbor", "neighbor": "192.0.2.99"},
         {"type": "route", "prefix": "192.0.2.2/32", "protocol": "bgp"},
         {"type": "route", "prefix": "198.51.100.0/24"},
         {"type": "config_contains", "line": "^line vty$", "regex": True},
         {"type": "config_lacks", "line": "ip route 10.89.0.1/32 blackhole"},
     ]
-    play(tmp_path, estate, prd1, [{"itsop.change.network_check": {"checks": checks}, "register": "r"},
+    play(tmp_path, routers, prd1, [{"itsop.change.network_check": {"checks": checks}, "register": "r"},
                                   save("r", tmp_path / "r.json")])
     result = loaded(tmp_path / "r.json")
     assert result["network_os"] == "frr"
@@ -122,8 +100,8 @@ def test_network_check_reads_the_real_state(estate: RouterEstate, tmp_path: Path
     assert result["results"][1]["message"] == "neighbor 192.0.2.99 is not configured (expected Established)"
 
 
-def test_network_check_refuses_malformed_checks(estate: RouterEstate, tmp_path: Path) -> None:
-    proc = play(tmp_path, estate, estate.names[1], [{"itsop.change.network_check": {"checks": [
+def test_network_check_refuses_malformed_checks(routers: RouterEstate, tmp_path: Path) -> None:
+    proc = play(tmp_path, routers, routers.names[1], [{"itsop.change.network_check": {"checks": [
         {"type": "bgp_neighbor"}, {"type": "ping", "host": "x"}]}}], check=False)
     assert proc.returncode != 0
     assert "checks[0] (bgp_neighbor): neighbor is required" in proc.stdout
@@ -137,12 +115,12 @@ def role(entry: str, **variables: object) -> dict:
     return {"ansible.builtin.include_role": {"name": "itsop.change.network", "tasks_from": entry}, "vars": variables}
 
 
-def test_backup_confirmed_change_and_restore_byte_identical(estate: RouterEstate, tmp_path: Path) -> None:
-    prd1 = estate.names[1]
+def test_backup_confirmed_change_and_restore_byte_identical(routers: RouterEstate, tmp_path: Path) -> None:
+    prd1 = routers.names[1]
     store = tmp_path / "store"
     base = {"network_change_id": "CHG-2026-7001", "network_store_dir": str(store)}
-    before = estate.running_config(prd1)
-    play(tmp_path, estate, prd1, [role("backup"), save("network_backup_result", tmp_path / "backup.json")],
+    before = routers.running_config(prd1)
+    play(tmp_path, routers, prd1, [role("backup"), save("network_backup_result", tmp_path / "backup.json")],
          play_vars=base)
     backup = loaded(tmp_path / "backup.json")
     saved = store / "CHG-2026-7001" / prd1 / "network" / "running.cfg"
@@ -152,8 +130,8 @@ def test_backup_confirmed_change_and_restore_byte_identical(estate: RouterEstate
     assert (store / "CHG-2026-7001" / prd1 / "network" / "startup.cfg").read_text().count("router bgp 65001") == 1
 
     checks = [{"type": "route", "prefix": "10.66.0.0/24", "protocol": "static"},
-              {"type": "bgp_neighbor", "neighbor": estate.addresses[estate.names[2]]}]
-    play(tmp_path, estate, prd1, [role("apply", network_config=LINES.format(asn=65001), network_checks=checks),
+              {"type": "bgp_neighbor", "neighbor": routers.addresses[routers.names[2]]}]
+    play(tmp_path, routers, prd1, [role("apply", network_config=LINES.format(asn=65001), network_checks=checks),
                                   save("network_apply_result", tmp_path / "apply.json")], play_vars=base)
     applied = loaded(tmp_path / "apply.json")
     assert applied["confirmed"] is True and applied["reasons"] == []
@@ -164,30 +142,30 @@ def test_backup_confirmed_change_and_restore_byte_identical(estate: RouterEstate
     assert "network 10.66.0.0/24" in startup, "the confirm did not write the startup configuration"
 
     # idempotent: the same change again sends nothing and arms nothing
-    play(tmp_path, estate, prd1, [role("apply", network_config=LINES.format(asn=65001), network_checks=checks),
+    play(tmp_path, routers, prd1, [role("apply", network_config=LINES.format(asn=65001), network_checks=checks),
                                   save("network_apply_result", tmp_path / "again.json")], play_vars=base)
     again = loaded(tmp_path / "again.json")
     assert again["changed"] is False and again["applied"] is False
 
     # rollback: the stage-2 backup goes back, byte for byte
-    play(tmp_path, estate, prd1, [role("restore"), save("network_restore_result", tmp_path / "restore.json")],
+    play(tmp_path, routers, prd1, [role("restore"), save("network_restore_result", tmp_path / "restore.json")],
          play_vars=base)
     restored = loaded(tmp_path / "restore.json")
     assert restored["reasons"] == [] and restored["changed"] is True
-    assert estate.running_config(prd1) == before
+    assert routers.running_config(prd1) == before
 
 
-def test_a_change_that_cuts_the_management_path_is_reverted_by_the_device(estate: RouterEstate,
+def test_a_change_that_cuts_the_management_path_is_reverted_by_the_device(routers: RouterEstate,
                                                                           tmp_path: Path) -> None:
     """The change blackholes the controller's own address: the CLI session dies mid-apply, the
     controller cannot confirm, and the router returns to the saved configuration by itself."""
-    prd2 = estate.names[2]
-    controller = estate.gateway
-    before = estate.running_config(prd2)
+    prd2 = routers.names[2]
+    controller = routers.gateway
+    before = routers.running_config(prd2)
     started = time.monotonic()
-    proc = play(tmp_path, estate, prd2, [{"block": [role(
+    proc = play(tmp_path, routers, prd2, [{"block": [role(
         "apply", network_config=f"ip route {controller}/32 blackhole\n",
-        network_checks=[{"type": "bgp_neighbor", "neighbor": estate.addresses[estate.names[1]]}])],
+        network_checks=[{"type": "bgp_neighbor", "neighbor": routers.addresses[routers.names[1]]}])],
         "always": [save("network_apply_result", tmp_path / "apply.json")]}],
         check=False, play_vars={"network_change_id": "CHG-2026-7002", "network_confirm_timeout": 20,
                                 "network_command_timeout": 6})
@@ -197,15 +175,15 @@ def test_a_change_that_cuts_the_management_path_is_reverted_by_the_device(estate
     assert result["reverted_by"] == "device_timer", result
     assert result["reasons"] and "timeout" in result["reasons"][0]
     assert "not confirmed on" in proc.stdout and "byte-identical: True" in proc.stdout
-    assert estate.running_config(prd2) == before
+    assert routers.running_config(prd2) == before
     assert time.monotonic() - started >= 20, "the play ended before the device's own revert could have fired"
 
 
-def test_a_failed_state_check_is_reverted_by_the_controller_at_once(estate: RouterEstate, tmp_path: Path) -> None:
-    prd2 = estate.names[2]
-    before = estate.running_config(prd2)
-    peer = estate.addresses[estate.names[1]]
-    proc = play(tmp_path, estate, prd2, [{"block": [role(
+def test_a_failed_state_check_is_reverted_by_the_controller_at_once(routers: RouterEstate, tmp_path: Path) -> None:
+    prd2 = routers.names[2]
+    before = routers.running_config(prd2)
+    peer = routers.addresses[routers.names[1]]
+    proc = play(tmp_path, routers, prd2, [{"block": [role(
         "apply", network_config=f"router bgp 65002\n neighbor {peer} shutdown\n",
         network_checks=[{"type": "bgp_neighbor", "neighbor": peer}])],
         "always": [save("network_apply_result", tmp_path / "apply.json")]}],
@@ -215,22 +193,22 @@ def test_a_failed_state_check_is_reverted_by_the_controller_at_once(estate: Rout
     assert result["applied"] is True and result["confirmed"] is False
     assert result["reverted_by"] == "controller"
     assert "state checks failed" in result["reasons"][0] and peer in result["reasons"][0]
-    assert estate.running_config(prd2) == before
+    assert routers.running_config(prd2) == before
 
 
-def test_check_mode_arms_nothing_and_sends_nothing(estate: RouterEstate, tmp_path: Path) -> None:
-    prd2 = estate.names[2]
-    before = estate.running_config(prd2)
-    play(tmp_path, estate, prd2, [role("apply", network_config="ip route 10.55.0.0/24 Null0\n"),
+def test_check_mode_arms_nothing_and_sends_nothing(routers: RouterEstate, tmp_path: Path) -> None:
+    prd2 = routers.names[2]
+    before = routers.running_config(prd2)
+    play(tmp_path, routers, prd2, [role("apply", network_config="ip route 10.55.0.0/24 Null0\n"),
                                   save("network_apply_result", tmp_path / "r.json")],
          extra=["--check"], play_vars={"network_change_id": "CHG-2026-7004"})
     result = loaded(tmp_path / "r.json")
     assert result["changed"] is True and result["applied"] is False
     assert result["commands"] == ["ip route 10.55.0.0/24 Null0"]
-    assert estate.running_config(prd2) == before
+    assert routers.running_config(prd2) == before
 
 
-def test_an_unsupported_platform_is_refused_before_the_device_is_touched(estate: RouterEstate,
+def test_an_unsupported_platform_is_refused_before_the_device_is_touched(routers: RouterEstate,
                                                                          tmp_path: Path) -> None:
     book = [{"hosts": "all", "gather_facts": False, "tasks": [role("apply", network_config="hostname x\n")]}]
     path = tmp_path / "p.yml"
@@ -245,11 +223,11 @@ def test_an_unsupported_platform_is_refused_before_the_device_is_touched(estate:
     assert "unreachable=0" in proc.stdout
 
 
-def test_frr_checkpoint_refuses_to_confirm_what_is_not_armed(estate: RouterEstate, tmp_path: Path) -> None:
+def test_frr_checkpoint_refuses_to_confirm_what_is_not_armed(routers: RouterEstate, tmp_path: Path) -> None:
     shell = {"ansible_connection": "ansible.builtin.ssh", "ansible_user": "root"}
-    proc = play(tmp_path, estate, estate.names[0], [{"itsop.change.frr_checkpoint": {
+    proc = play(tmp_path, routers, routers.names[0], [{"itsop.change.frr_checkpoint": {
         "checkpoint": "CHG-2026-7005", "state": "confirmed"}, "vars": shell}], check=False)
     assert proc.returncode != 0 and "no revert timer is armed for CHG-2026-7005" in proc.stdout
-    proc = play(tmp_path, estate, estate.names[0], [{"itsop.change.frr_checkpoint": {
+    proc = play(tmp_path, routers, routers.names[0], [{"itsop.change.frr_checkpoint": {
         "checkpoint": "../etc/x", "state": "saved"}, "vars": shell}], check=False)
     assert proc.returncode != 0 and "checkpoint '../etc/x': only letters" in proc.stdout

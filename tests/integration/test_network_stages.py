@@ -10,29 +10,17 @@ import datetime
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, ROUTER_IMAGE, RouterEstate, ansible_playbook, evidence, have_podman_image
+from tests.helpers import REPO, ansible_playbook, evidence
 
 pytestmark = pytest.mark.integration
 
 PLAYBOOKS = REPO / "playbooks"
 EXAMPLE = REPO / "docs" / "examples" / "change-requests" / "network-announce-198.51.100.0.yml"
-
-
-@pytest.fixture(scope="module")
-def estate() -> Iterator[RouterEstate]:
-    if not have_podman_image(ROUTER_IMAGE):
-        pytest.fail(f"router image {ROUTER_IMAGE} missing: run scripts/setup.sh")
-    routers = RouterEstate().start()
-    try:
-        yield routers
-    finally:
-        routers.stop()
 
 
 def change(tmp: Path, change_id: str, **changes) -> Path:
@@ -55,12 +43,12 @@ def stage(playbook: str, inventory: Path, change_file: Path, evidence_dir: Path,
                             "-e", f"itsop_evidence_dir={evidence_dir}", *extra, check=check, timeout=900)
 
 
-def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back(estate, tmp_path):
-    inventory = estate.inventory(tmp_path)
+def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back(routers, tmp_path):
+    inventory = routers.inventory(tmp_path)
     cid = "CHG-2026-0051"
     chg, ev = change(tmp_path, cid), tmp_path / "evidence"
-    stg, prd1, prd2 = estate.names
-    before = {name: estate.running_config(name) for name in estate.names}
+    stg, prd1, prd2 = routers.names
+    before = {name: routers.running_config(name) for name in routers.names}
 
     stage("stage1_plan.yml", inventory, chg, ev)
     plan = evidence(ev / "stage1" / "plan.json", "plan", cid)
@@ -68,10 +56,10 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     assert hosts[prd1]["network"]["commands"][0] == "ip route 198.51.100.0/24 Null0"
     assert hosts[prd1]["network"]["protocols"] == ["ip route", "router bgp"]
     assert "router bgp 65001" in hosts[prd1]["network"]["commands"]  # "router bgp" = the router's instance
-    assert all(estate.running_config(n) == before[n] for n in estate.names), "stage 1 changed a router"
+    assert all(routers.running_config(n) == before[n] for n in routers.names), "stage 1 changed a router"
 
     stage("stage2_prepare.yml", inventory, chg, ev)
-    for name in estate.names:
+    for name in routers.names:
         checklist = evidence(ev / "stage2" / "backup" / name / "checklist.json", "backup", cid, name)
         assert [i["ok"] for i in checklist["items"]] == [True, True, True, True]
         saved = ev / "backup-store" / cid / name / "network" / "running.cfg"
@@ -79,8 +67,8 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     assert checklist["items"][3]["evidence"]["tested_on"] == [stg]
     staging = evidence(ev / "stage2" / "staging.json", "staging", cid)
     assert staging["staging_hosts"] == [stg]
-    assert estate.running_config(prd1) == before[prd1], "stage 2 changed a production router"
-    assert "198.51.100.0/24" in json.loads(estate.vtysh(prd1, "show ip route 198.51.100.0/24 json")), \
+    assert routers.running_config(prd1) == before[prd1], "stage 2 changed a production router"
+    assert "198.51.100.0/24" in json.loads(routers.vtysh(prd1, "show ip route 198.51.100.0/24 json")), \
         "the staging router's announcement did not reach production"
 
     stage("stage3_execute.yml", inventory, chg, ev)
@@ -99,7 +87,7 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     # prd-2 out of band): both see the flap, raise an incident and roll back to stage 2
     def break_peering():
         time.sleep(8)
-        estate.vtysh(prd2, "configure terminal", "router bgp", f"neighbor {estate.addresses[prd1]} shutdown")
+        routers.vtysh(prd2, "configure terminal", "router bgp", f"neighbor {routers.addresses[prd1]} shutdown")
 
     breaker = threading.Thread(target=break_peering)
     breaker.start()
@@ -111,35 +99,35 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     assert all(i["rollback"]["succeeded"] for i in incidents["incidents"])
     assert "BGP neighbor flap" in incidents["incidents"][0]["what"]
     for name in (prd1, prd2):
-        assert estate.running_config(name) == before[name], f"{name} is not back on its stage-2 configuration"
+        assert routers.running_config(name) == before[name], f"{name} is not back on its stage-2 configuration"
         rolled = evidence(ev / "rollback" / f"{name}.json", "rollback", cid, name)
         assert rolled["restore"]["byte_identical"] is True
 
     # the rollback playbook on the staging router: the same restore, byte for byte, and idempotent
     stage("rollback.yml", inventory, chg, ev, "-e", "rollback_hosts=itsop_staging")
-    assert estate.running_config(stg) == before[stg]
+    assert routers.running_config(stg) == before[stg]
     again = stage("rollback.yml", inventory, chg, ev, "-e", "rollback_hosts=itsop_staging")
     assert stg in again.stdout
     assert evidence(ev / "rollback" / f"{stg}.json", "rollback", cid, stg)["restore"]["changed"] is False
 
 
-def test_a_change_that_breaks_the_standard_is_stopped_in_staging(estate, tmp_path):
-    inventory = estate.inventory(tmp_path)
+def test_a_change_that_breaks_the_standard_is_stopped_in_staging(routers, tmp_path):
+    inventory = routers.inventory(tmp_path)
     cid = "CHG-2026-0052"
     items = {"network_config": {"lines": "line vty\n no access-class MGMT\n"}}
     chg, ev = change(tmp_path, cid, items=items), tmp_path / "evidence"
-    stg = estate.names[0]
-    before = estate.running_config(stg)
+    stg = routers.names[0]
+    before = routers.running_config(stg)
     proc = stage("stage2_prepare.yml", inventory, chg, ev, check=False)
     assert proc.returncode != 0
     staging = evidence(ev / "stage2" / "staging.json", "staging", cid)
     assert staging["passed"] is False
     assert "DSKS-RTR-03" in staging["reasons"][0] and "breaks the configuration standard" in staging["reasons"][0]
-    assert estate.running_config(stg) == before, "a configuration that breaks the standard reached the router"
+    assert routers.running_config(stg) == before, "a configuration that breaks the standard reached the router"
 
 
-def test_a_network_change_refuses_server_targets(estate, tmp_path):
-    inventory = estate.inventory(tmp_path)
+def test_a_network_change_refuses_server_targets(routers, tmp_path):
+    inventory = routers.inventory(tmp_path)
     inv = json.loads(inventory.read_text())
     inv["all"]["hosts"] = {"web-1": {"ansible_connection": "local"}}
     inventory.write_text(json.dumps(inv))
