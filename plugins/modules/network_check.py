@@ -125,7 +125,8 @@ network_os:
   sample: frr
 standard:
   description: The standard's verdict - C(passed), C(findings) (C(id, severity, title, subject, blocking)), C(blocking),
-    C(counts) per severity, C(evaluated) (V(running) or V(running+candidate)).
+    C(counts) per severity, C(evaluated) (V(running) or V(running+candidate)), C(rules_evaluated) (the ids of
+    the network rules evaluated).
   returned: when O(standard) has network rules
   type: dict
 healthy:
@@ -228,6 +229,7 @@ def main():
         out['standard'] = security_compare.compare(None, {'config': config}, rules=rules,
                                                    fail_on_severity=module.params['fail_on_severity'])
         out['standard']['evaluated'] = 'running+candidate' if module.params['candidate'] else 'running'
+        out['standard']['rules_evaluated'] = [rule.get('id') for rule in rules]
     out['passed'] = all(r['passed'] for r in results) and out.get('standard', {}).get('passed', True)
     module.exit_json(**out)
 
