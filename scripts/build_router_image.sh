@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build localhost/itsop-router:bookworm: the test-host image plus FRRouting 8.4 from the Debian
-# mirror (frr, frr-pythontools for frr-reload.py, iputils-ping), set up like a router appliance:
-# bgpd enabled, the operator account "netops" logs in to vtysh (the router CLI), root keeps a
+# mirror (frr, frr-pythontools for frr-reload.py, iputils-ping, traceroute), set up like a router
+# appliance: bgpd and ospfd enabled, the operator account "netops" logs in to vtysh (the router CLI), root keeps a
 # Linux shell for the on-device revert timer. Skipped when an image of the same recipe exists.
 # Routers are started by scripts/demo-hosts (routers-up) on a podman network of their own.
 set -euo pipefail
@@ -9,7 +9,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONTAINERS_CONF="$REPO/tests/containers/containers.conf"
 BASE="${ITSOP_TESTHOST_IMAGE:-localhost/itsop-testhost:bookworm}"
 IMAGE="${ITSOP_ROUTER_IMAGE:-localhost/itsop-router:bookworm}"
-PACKAGES="frr frr-pythontools iputils-ping"
+PACKAGES="frr frr-pythontools iputils-ping traceroute"
 podman image exists "$BASE" || { echo "[setup] ERROR: base image $BASE missing (scripts/build_testhost_image.sh)" >&2; exit 1; }
 BASE_ID="$(podman image inspect --format '{{.Id}}' "$BASE")"
 RECIPE="$(printf '%s|%s|%s' "$PACKAGES" "$BASE_ID" "$(sha256sum "$0" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
@@ -32,7 +32,7 @@ podman run --name "$NAME" --network host "${mounts[@]}" "$BASE" sh -euc "
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
   rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-  sed -i 's/^bgpd=no/bgpd=yes/' /etc/frr/daemons
+  sed -i -e 's/^bgpd=no/bgpd=yes/' -e 's/^ospfd=no/ospfd=yes/' /etc/frr/daemons
   grep -qx /usr/bin/vtysh /etc/shells || echo /usr/bin/vtysh >> /etc/shells
   useradd --create-home --shell /usr/bin/vtysh --groups frrvty,frr netops
   install -d -m 0700 -o netops -g netops /home/netops/.ssh

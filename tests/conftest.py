@@ -54,7 +54,7 @@ def testhost(tmp_path) -> Iterator[TestHost]:
 @pytest.fixture(scope="module")
 def routers() -> Iterator[RouterEstate]:
     """The demo's three FRR routers under a prefix of their own, one estate per test module, with
-    their eBGP sessions established (they come up within seconds of the routers' start)."""
+    their eBGP sessions established and OSPF adjacencies full (within seconds of the routers' start)."""
     if not have_podman_image(ROUTER_IMAGE):
         pytest.fail(f"router image {ROUTER_IMAGE} missing: run scripts/setup.sh")
     estate = RouterEstate().start()
@@ -63,11 +63,13 @@ def routers() -> Iterator[RouterEstate]:
         while time.monotonic() < deadline:
             summary = json.loads(estate.vtysh(estate.names[1], "show bgp summary json"))
             peers = summary.get("ipv4Unicast", {}).get("peers", {})
-            if len(peers) == 2 and all(p["state"] == "Established" for p in peers.values()):
+            ospf = json.loads(estate.vtysh(estate.names[1], "show ip ospf neighbor json")).get("neighbors", {})
+            full = [n for entries in ospf.values() for n in entries if n.get("state", "").startswith("Full")]
+            if len(peers) == 2 and all(p["state"] == "Established" for p in peers.values()) and len(full) == 2:
                 break
             time.sleep(1)
         else:
-            pytest.fail(f"BGP did not come up between the routers: {summary}")
+            pytest.fail(f"BGP and OSPF did not come up between the routers: {summary} {ospf}")
         yield estate
     finally:
         estate.stop()

@@ -229,15 +229,16 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     for host in change["targets"].get("production", []):
         doc = load(f"stage3/{host}.json", "execution", host)
         if doc is None:
-            execution.append({"host": host, "available": False})
+            execution.append({"host": host, "available": False, "config_diff": None})
             continue
-        detail = doc.get("versions")
-        if isinstance(doc.get("network"), dict):  # a network device: the lines sent and how it ended
+        detail, config_diff = doc.get("versions"), None
+        if isinstance(doc.get("network"), dict):  # a network device: the lines sent, how it ended, the diff
             net = doc["network"]
             detail = {"sent": [str(c).strip() for c in net.get("commands") or []],
                       "confirmed": net.get("confirmed"), "reverted_by": net.get("reverted_by") or None}
+            config_diff = str(net.get("config_diff") or "") or None
         execution.append({"host": host, "available": True, **outcome(f"stage3/{host}.json"),
-                          "versions": _short(detail, 300) if detail else None,
+                          "versions": _short(detail, 300) if detail else None, "config_diff": config_diff,
                           "downtime_seconds": doc.get("downtime_seconds")})
     evidence["execution"] = execution
     summary3 = load("stage3/summary.json", "execution_summary")
@@ -475,6 +476,7 @@ LABELS: dict[str, dict[str, str]] = {
     "generated": {"id": "Dibuat", "en": "Generated"},
     "time": {"id": "Waktu", "en": "Time"}, "event": {"id": "Kejadian", "en": "Event"},
     "who": {"id": "Oleh", "en": "By"}, "detail": {"id": "Rincian", "en": "Detail"},
+    "config_diff": {"id": "Konfigurasi sebelum/sesudah", "en": "Configuration before/after"},
     "stage": {"id": "Tahap", "en": "Stage"}, "status": {"id": "Status", "en": "Status"},
     "operator": {"id": "Operator", "en": "Operator"}, "started": {"id": "Mulai", "en": "Started"},
     "ended": {"id": "Selesai", "en": "Ended"}, "duration": {"id": "Durasi (s)", "en": "Duration (s)"},
@@ -550,6 +552,8 @@ def _environment(fmt: str):
         return "" if value is None else str(value).replace("\r\n", " ").replace("\n", " ")
 
     env.filters["md"] = md
+    env.filters["fence"] = textsafe.markdown_fence
+    env.filters["fenced"] = textsafe.FencedText
     env.filters["short"] = _short
     return env
 

@@ -25,6 +25,8 @@ One helper, used by every output path:
 
 from __future__ import annotations
 
+import re
+
 import unicodedata
 from typing import Any, TextIO
 
@@ -137,6 +139,18 @@ def safe_streams(stdout: TextIO, stderr: TextIO) -> tuple[SafeStream, SafeStream
 MARKDOWN_ACTIVE = str.maketrans({"|": "&#124;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
 
 
+class FencedText(str):
+    """Text for the inside of a Markdown fenced code block, between fences longer than any run of
+    ``~`` in it (``markdown_fence``): nothing there is active, so the Markdown finalize keeps its
+    lines and characters (control and invisible characters are still marked)."""
+
+
+def markdown_fence(text: str) -> str:
+    """A ``~`` fence no line of ``text`` can close: longer than its longest run of ``~``."""
+    longest = max((len(run) for run in re.findall(r"~+", text or "")), default=0)
+    return "~" * max(4, longest + 1)
+
+
 def jinja_finalize(multiline: bool, markdown: bool = False):
     """A Jinja ``finalize`` applied to every ``{{ expression }}`` of a report template.
 
@@ -150,6 +164,8 @@ def jinja_finalize(multiline: bool, markdown: bool = False):
         return plain
 
     def finalize(value: Any) -> Any:
+        if isinstance(value, FencedText):
+            return neutralise(str(value), multiline=True)
         out = plain(value)
         return out.translate(MARKDOWN_ACTIVE) if isinstance(out, str) else out
 

@@ -28,7 +28,6 @@ __metaclass__ = type
 import copy
 import datetime
 import json
-import re
 
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
@@ -49,6 +48,8 @@ from ansible_collections.itsop.change.plugins.module_utils._change_request.times
     utc_iso,
 )
 from ansible_collections.itsop.change.plugins.module_utils._change_request.validator import schema_errors
+from ansible_collections.itsop.change.plugins.module_utils._network import checks as net_checks
+from ansible_collections.itsop.change.plugins.module_utils._network import configtext
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
     InputError,
     decode_text,
@@ -214,19 +215,23 @@ def _semantic_errors(data):
                 errors.append('items.network_config.lines: line %d holds a %s; a device would read what follows '
                               'as a command of its own' % (number, 'carriage return' if '\r' in line else 'tab'))
                 break
-        secret = re.search(r'(?im)^.*\b(password|secret|community|key-string)\b\s+\S+', lines)
+        secret = next((found for found in map(configtext.secret_in, lines.splitlines()) if found), None)
         if secret:
             errors.append('items.network_config.lines: %r sets a %s; a change request is archived and shown in '
                           'reports, so it must not carry secrets - set it on the device outside the change '
                           '(secrets in network changes are not supported yet)'
-                          % (secret.group(0).split()[0] + ' ...', secret.group(1).lower()))
+                          % (secret.string.split()[0] + ' ...', secret.group(1).split()[0].lower()))
     if network is not None and server_items:
         errors.append('items.network_config: a network change changes network devices only; move %s to a '
                       'change request of its own' % ', '.join('items.' + key for key in server_items))
     test_plan = data.get('test_plan') if isinstance(data.get('test_plan'), dict) else {}
     if network is not None and 'network' not in test_plan:
-        errors.append('test_plan.network: a network change needs state checks (bgp_neighbor, route, '
-                      'config_contains, config_lacks) to confirm it and to validate it')
+        errors.append('test_plan.network: a network change needs state checks (%s) to confirm it and to '
+                      'validate it' % ', '.join(net_checks.CHECK_TYPES))
+    if isinstance(test_plan.get('network'), list) and test_plan['network']:
+        # the checks' own rules (addresses, ranges, options of each type), as network_check applies them
+        errors.extend('test_plan.network' + error[len('checks'):]
+                      for error in net_checks.option_errors(test_plan['network']))
     if server_items and 'functional' not in test_plan:
         errors.append('test_plan.functional: a change of packages, artifacts or config files needs functional checks')
 

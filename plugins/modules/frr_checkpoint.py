@@ -140,6 +140,14 @@ reverted_by:
   description: V(device_timer) or V(controller) (for O(state=reverted)).
   returned: when state is reverted
   type: str
+config_diff:
+  description:
+    - The change as the device made it - unified diff of the configuration saved when the timer was armed and
+      the running configuration confirmed, with the value of every line that sets a secret (password, secret,
+      community, key) replaced by C(<redacted>). At most 400 lines.
+  returned: when state is confirmed
+  type: str
+  sample: "--- before\n+++ after\n@@ -20,2 +20,3 @@\n+ip route 198.51.100.0/24 Null0\n"
 '''
 
 import hashlib  # noqa: E402
@@ -148,6 +156,7 @@ import re  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.itsop.change.plugins.module_utils._network import configtext  # noqa: E402
 
 ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
 HEADER_END = b'Current configuration:\n'
@@ -289,6 +298,11 @@ def main():
         if timer == 'none':
             module.fail_json(msg='no revert timer is armed for %s: nothing to confirm' % checkpoint, **result)
         result['changed'] = True
+        if saved is not None:
+            result['config_diff'] = configtext.diff(
+                saved.split(HEADER_END, 1)[-1].decode('utf-8', 'replace'),
+                running.split(HEADER_END, 1)[-1].decode('utf-8', 'replace'),
+                '%s before' % checkpoint, '%s confirmed' % checkpoint)
         if not module.check_mode:
             device.clear()
             device.run(['vtysh', '-c', 'write memory'], 'vtysh write memory')

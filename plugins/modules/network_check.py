@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: network_check
-short_description: State checks of a network device (BGP neighbors, routes, configuration lines)
+short_description: State checks of a network device (BGP and OSPF neighbors, routes, ping, configuration lines)
 version_added: 1.1.0
 description:
   - Runs the network test-plan entries of a change (SOP Tahap 4.1, and the confirm step of Tahap 3)
@@ -22,6 +22,11 @@ description:
     Implemented for C(ansible_network_os=itsop.change.frr) (FRRouting 8, JSON output of vtysh). On
     another platform the module fails with a message saying so - the checks are platform-neutral,
     a platform needs a collector in C(plugins/module_utils/_network/) (see C(docs/network.md)).
+  - "Two ways to reach the device: through C(ansible.netcommon.network_cli) (the router's CLI), or run on
+    the router itself (an FRR router's Linux shell, C(ansible_connection=ansible.builtin.ssh), where the
+    module asks C(vtysh -c) and runs the probes). FRR's CLI has no usable ping (vtysh's C(ping) never
+    stops), so C(ping) and C(traceroute) checks of an FRR router need the second way; role
+    C(itsop.change.network) chooses it for them (its C(frr/check.yml) platform step)."
 author:
   - itsop.change engineers (@itsop)
 options:
@@ -29,7 +34,16 @@ options:
     description:
       - The checks. Each is a dict with C(type) and the options of that type; C(name) (optional)
         replaces the generated name in the results.
-      - "C(bgp_neighbor): C(neighbor) (address), C(state) (default C(Established)), C(min_prefixes)."
+      - "C(bgp_neighbor): C(neighbor) (address, hostname or description, or C(*) for every neighbor),
+        C(state) (default C(Established)), C(min_prefixes)."
+      - "C(ospf_neighbor): C(neighbor) (router id or interface address, or C(*)) has an adjacency in
+        C(state) (default C(Full); C(Full/DR) counts as C(Full))."
+      - "C(route_count): the routes of C(protocol) in the forwarding table (C(bgp), C(ospf), C(connected),
+        C(static), C(kernel), or C(total)) are at least C(min_routes) and at most C(max_routes)."
+      - "C(ping): C(destination) (IPv4 address) answers C(count) (default 3) echo requests sent from the
+        device (from address C(source) when given) with at most C(max_loss_pct) (default 0) per cent lost."
+      - "C(traceroute): C(destination) is reached from the device (from C(source)) within C(max_hops)
+        (default 8), through every address of C(via) when given."
       - "C(route): C(prefix) (for example C(192.0.2.2/32)) is in the routing table (selected and
         installed), from C(protocol) when given (C(bgp), C(static), C(connected), C(kernel), ...)."
       - "C(config_contains), C(config_lacks): C(line) is (not) a line of the running configuration,
@@ -92,7 +106,7 @@ attributes:
     support: none
   platform:
     platforms: network
-    details: Needs C(ansible.netcommon.network_cli); implemented for C(itsop.change.frr).
+    details: C(ansible.netcommon.network_cli), or the shell of an FRR router; implemented for C(itsop.change.frr).
 seealso:
   - module: itsop.change.functional_check
   - plugin: itsop.change.frr
@@ -107,6 +121,15 @@ EXAMPLES = r'''
       - {type: route, prefix: 192.0.2.2/32, protocol: bgp}
       - {type: config_lacks, line: "ip route 10.89.0.1/32 blackhole"}
   register: net
+- name: Loopback to loopback, run on the FRR router's shell (probes need it)
+  itsop.change.network_check:
+    checks:
+      - {type: ping, destination: 192.0.2.2, source: 192.0.2.1}
+      - {type: traceroute, destination: 192.0.2.2, source: 192.0.2.1, max_hops: 4}
+      - {type: ospf_neighbor, neighbor: "*"}
+  vars:
+    ansible_connection: ansible.builtin.ssh
+    ansible_user: root
 - name: Stop when a check failed
   ansible.builtin.assert:
     that: net.passed
@@ -159,7 +182,29 @@ from ansible_collections.itsop.change.plugins.module_utils._network import frr  
 from ansible_collections.itsop.change.plugins.module_utils._network import watch as net_watch  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils import security_compare  # noqa: E402
 
-COLLECTORS = {'frr': frr.COMMANDS}
+COLLECTORS = {'frr': frr}
+
+
+def _cli_reader(module, connection, wants):
+    """Reads over network_cli; returns (read, network_os)."""
+    if wants['probes']:
+        module.fail_json(msg='network_check: ping and traceroute checks are not run through the CLI of '
+                             'this platform; run the module on the device shell (see the module documentation)')
+    return lambda command: connection.get(command=command)
+
+
+def _shell_reader(module):
+    """Reads on an FRR router itself (vtysh -c), None when this is not one."""
+    vtysh = module.get_bin_path('vtysh')
+    if not vtysh:
+        return None
+
+    def read(command):
+        rc, out, err = module.run_command([vtysh, '-c', command])
+        if rc != 0:
+            raise OSError('vtysh -c %r exited %s: %s' % (command, rc, (err or out).strip()[:200]))
+        return out
+    return read
 
 
 def main():
@@ -185,29 +230,40 @@ def main():
         errors.append('give checks, or a standard with network rules (config_required, config_forbidden)')
     if errors:
         module.fail_json(msg='invalid checks: ' + '; '.join(errors))
-    if not module._socket_path:
-        module.fail_json(msg='network_check needs ansible_connection=ansible.netcommon.network_cli '
-                             '(and ansible_network_os set to the device platform)')
-    connection = Connection(module._socket_path)
+    wants = net_checks.needs(checks)
+    wants['config'] = wants['config'] or bool(rules)
+    watching = module.params['duration_seconds'] > 0
+    wants['neighbors'] = wants['neighbors'] or watching  # flaps are watched whether a check names them
+    probes = [check for check in checks if check['type'] in net_checks.PROBE_TYPES]
     try:
-        capabilities = json.loads(connection.get_capabilities())
-        network_os = capabilities.get('device_info', {}).get('network_os') or capabilities.get('network_api')
-        collector = COLLECTORS.get(network_os)
-        if collector is None:
-            module.fail_json(msg='network_check: state checks are not implemented for network_os %s '
-                                 '(implemented: %s); see docs/network.md' % (network_os, ', '.join(sorted(COLLECTORS))),
-                             network_os=network_os)
-        wants = net_checks.needs(checks)
-        wants['config'] = wants['config'] or bool(rules)
-        watching = module.params['duration_seconds'] > 0
-        wants['neighbors'] = wants['neighbors'] or watching  # flaps are watched whether a check names them
+        if module._socket_path:
+            connection = Connection(module._socket_path)
+            capabilities = json.loads(connection.get_capabilities())
+            network_os = capabilities.get('device_info', {}).get('network_os') or capabilities.get('network_api')
+            collector = COLLECTORS.get(network_os)
+            if collector is None:
+                module.fail_json(msg='network_check: state checks are not implemented for network_os %s '
+                                     '(implemented: %s); see docs/network.md'
+                                     % (network_os, ', '.join(sorted(COLLECTORS))), network_os=network_os)
+            ask = _cli_reader(module, connection, wants)
+        else:
+            network_os, collector, ask = 'frr', frr, _shell_reader(module)
+            if ask is None:
+                module.fail_json(msg='network_check needs ansible_connection=ansible.netcommon.network_cli '
+                                     '(and ansible_network_os set to the device platform), or to run on an '
+                                     'FRR router (vtysh not found on this host)')
 
         def read():
             facts = {}
             for fact, wanted in wants.items():
-                if wanted:
-                    command, parse = collector[fact]
-                    facts[fact] = parse(connection.get(command=command))
+                if wanted and fact != 'probes':
+                    command, parse = collector.COMMANDS[fact]
+                    facts[fact] = parse(ask(command))
+            if probes:
+                facts['probes'] = {}
+                for check in probes:
+                    rc, out, err = module.run_command(collector.probe_argv(check))
+                    facts['probes'][net_checks.probe_key(check)] = collector.probe(check, out + err, rc)
             return facts
 
         if watching:
@@ -217,10 +273,10 @@ def main():
                 module.fail_json(msg='interval_seconds must be between 1 and duration_seconds')
             result = net_watch.watch(read, checks, module.params['duration_seconds'],
                                      module.params['interval_seconds'], module.params['availability_pct'],
-                                     module.params['stop_on_breach'], errors=(ConnectionError, ValueError))
+                                     module.params['stop_on_breach'], errors=(ConnectionError, ValueError, OSError))
             module.exit_json(changed=False, network_os=network_os, passed=result['healthy'], **result)
         facts = read()
-    except (ConnectionError, ValueError) as exc:
+    except (ConnectionError, ValueError, OSError) as exc:
         module.fail_json(msg='network_check: could not read the device state: %s' % exc)
     results = [net_checks.evaluate(check, facts) for check in checks]
     out = dict(changed=False, network_os=network_os, results=results)

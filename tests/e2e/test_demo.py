@@ -138,6 +138,13 @@ def test_network_scenarios_on_the_routers(demo):
     for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):
         run = json.loads((ev / "stage3" / f"{host}.json").read_text())
         assert run["network"]["confirmed"] is True and run["status"] == "succeeded", run
+    # the report shows each router's configuration before and after (the device's own diff)
+    reports = demo["work"] / "sopctl-home" / "changes" / announce["change_id"] / "reports"
+    rows = {x["host"]: x for x in json.loads((reports / "report.json").read_text())["evidence"]["execution"]}
+    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):
+        assert "\n+ip route 198.51.100.0/24 Null0\n" in rows[host]["config_diff"], rows[host]
+        assert "\n+  network 198.51.100.0/24\n" in rows[host]["config_diff"], rows[host]
+    assert "+ip route 198.51.100.0/24 Null0" in next(reports.glob("*.md")).read_text()
 
     assert sopctl_status(demo, stopped["change_id"])["state"] == "cancelled"
     staging = json.loads((demo["work"] / "sopctl-home" / "changes" / stopped["change_id"] / "evidence" / "stage2"

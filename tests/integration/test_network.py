@@ -102,10 +102,16 @@ def test_network_check_reads_the_real_state(routers: RouterEstate, tmp_path: Pat
 
 def test_network_check_refuses_malformed_checks(routers: RouterEstate, tmp_path: Path) -> None:
     proc = play(tmp_path, routers, routers.names[1], [{"itsop.change.network_check": {"checks": [
-        {"type": "bgp_neighbor"}, {"type": "ping", "host": "x"}]}}], check=False)
+        {"type": "bgp_neighbor"}, {"type": "pingg", "host": "x"}, {"type": "ping", "destination": "-f"}]}}],
+        check=False)
     assert proc.returncode != 0
     assert "checks[0] (bgp_neighbor): neighbor is required" in proc.stdout
-    assert "checks[1]: type 'ping' is not one of" in proc.stdout
+    assert "checks[1]: type 'pingg' is not one of" in proc.stdout
+    assert "checks[2] (ping): destination must be an IPv4 address" in proc.stdout
+    # FRR's CLI cannot run a ping that stops: the module says where probes run instead of hanging
+    proc = play(tmp_path, routers, routers.names[1], [{"itsop.change.network_check": {"checks": [
+        {"type": "ping", "destination": "192.0.2.2"}]}}], check=False)
+    assert proc.returncode != 0 and "ping and traceroute checks are not run through the CLI" in proc.stdout
 
 
 # --- the network role: backup, confirm-or-revert, restore -------------------------------------------
@@ -194,6 +200,44 @@ def test_a_failed_state_check_is_reverted_by_the_controller_at_once(routers: Rou
     assert result["reverted_by"] == "controller"
     assert "state checks failed" in result["reasons"][0] and peer in result["reasons"][0]
     assert routers.running_config(prd2) == before
+
+
+def test_reachability_ospf_and_route_counts_and_a_blackhole_the_ping_catches(routers: RouterEstate,
+                                                                               tmp_path: Path) -> None:
+    """Entry point checks reads OSPF and route counts through the CLI and sends the probes from the
+    router's shell; a change that keeps every BGP session up but blackholes a loopback fails its ping
+    and is reverted by the controller before it is confirmed."""
+    prd1 = routers.names[1]
+    stg_loopback, prd2_loopback = "192.0.2.10", "192.0.2.2"
+    checks = [
+        {"type": "ping", "destination": prd2_loopback, "source": "192.0.2.1"},
+        {"type": "traceroute", "destination": stg_loopback, "source": "192.0.2.1", "via": [stg_loopback]},
+        {"type": "ospf_neighbor", "neighbor": "*"},
+        {"type": "route_count", "protocol": "bgp", "min_routes": 2},
+        {"type": "route_count", "protocol": "static", "max_routes": 0},
+    ]
+    play(tmp_path, routers, prd1, [role("checks", network_checks=checks, network_change_id="CHG-2026-7005"),
+                                  save("network_check_result", tmp_path / "checks.json")])
+    result = loaded(tmp_path / "checks.json")
+    assert result["reasons"] == [] and result["passed"] is True, result["reasons"]
+    messages = [r["message"] for r in result["results"]]
+    assert messages[0].startswith(f"ping {prd2_loopback}: 3 of 3 replies, 0.0% loss")
+    assert messages[1] == f"traceroute {stg_loopback}: reached in 1 hop(s) ({stg_loopback})"
+    assert messages[2] == "2 of 2 OSPF neighbors Full"
+    assert messages[3] == "2 bgp routes" and messages[4] == "0 static routes"
+
+    before = routers.running_config(prd1)
+    proc = play(tmp_path, routers, prd1, [{"block": [role(
+        "apply", network_config=f"ip route {prd2_loopback}/32 blackhole\n",
+        network_checks=[{"type": "bgp_neighbor", "neighbor": "*"}, checks[0]])],
+        "always": [save("network_apply_result", tmp_path / "apply.json")]}],
+        check=False, play_vars={"network_change_id": "CHG-2026-7006", "network_confirm_timeout": 300})
+    assert proc.returncode != 0
+    applied = loaded(tmp_path / "apply.json")
+    assert applied["applied"] is True and applied["confirmed"] is False and applied["reverted_by"] == "controller"
+    assert [c["passed"] for c in applied["checks"]] == [True, False], applied["checks"]
+    assert f"ping {prd2_loopback}: 0 of 3 replies" in applied["reasons"][0]
+    assert routers.running_config(prd1) == before
 
 
 def test_check_mode_arms_nothing_and_sends_nothing(routers: RouterEstate, tmp_path: Path) -> None:

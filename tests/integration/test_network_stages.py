@@ -75,11 +75,15 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     for name in (prd1, prd2):
         run = evidence(ev / "stage3" / f"{name}.json", "execution", cid, name)
         assert run["network"]["confirmed"] is True and run["network"]["standard"]["passed"] is True
+        diff = run["network"]["config_diff"]  # what the router made of the lines, before and after
+        assert "\n+ip route 198.51.100.0/24 Null0\n" in diff and "\n+  network 198.51.100.0/24\n" in diff, diff
+        assert not [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert evidence(ev / "stage3" / "summary.json", "execution_summary", cid)["failed"] == []
 
     stage("stage4_validate.yml", inventory, chg, ev)
     validated = evidence(ev / "stage4" / f"{prd1}.json", "functional_tests", cid, prd1)
-    assert [c["passed"] for c in validated["functional"]] == [True, True, True]
+    assert [c["passed"] for c in validated["functional"]] == [True] * 5
+    assert {c["type"] for c in validated["functional"]} >= {"ospf_neighbor", "route_count"}
     security = evidence(ev / "stage4" / "security.json", "security_tests", cid)
     assert security["hosts"][prd1]["rules_evaluated"] == ["DSKS-RTR-01", "DSKS-RTR-02", "DSKS-RTR-03", "DSKS-RTR-04"]
 

@@ -92,3 +92,25 @@ def test_report_names_an_approver_removed_from_the_roster_apart_from_a_tampered_
         sari_row = next(ln for ln in md.splitlines() if ln.startswith("| plan | sari |"))
         assert label in sari_row and rp.labels(lang)["invalid"] + "**" not in sari_row
         assert f'data-sig="not_in_roster">{label}<' in html
+
+
+def test_a_device_configuration_diff_is_shown_escaped_in_both_formats(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9703")))
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
+    from sopctl.engine import Engine
+
+    data = rp.collect(Engine(), "CHG-2026-9703")
+    diff = "--- before\n+++ after\n@@ -1 +1,2 @@\n hostname r1\n+ neighbor 10.0.0.2 password <redacted>\n"
+    data["evidence"]["execution"] = [{"host": "r1", "available": True, "verdict": "passed", "reasons": [],
+                                      "versions": "{'sent': [...]}", "config_diff": diff, "downtime_seconds": 0}]
+    html = rp.render(data, "html", "en")
+    assert "Configuration before/after: r1" in html
+    assert "+ neighbor 10.0.0.2 password &lt;redacted&gt;" in html and "<redacted>" not in html
+    md = rp.render(data, "md", "id")
+    assert "#### Konfigurasi sebelum/sesudah: r1" in md and "~~~~diff\n" + diff + "~~~~" in md
+    # a line of the configuration cannot close the code block early, nor a control character hide in it
+    data["evidence"]["execution"][0]["config_diff"] = diff + "+banner ~~~~~~\n+ description a\u202eb\n"
+    md = rp.render(data, "md", "en")
+    assert "~~~~~~~diff\n" in md and "+banner ~~~~~~\n" in md and "\u202e" not in md

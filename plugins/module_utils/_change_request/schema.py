@@ -255,19 +255,31 @@ SCHEMA_JSON = r'''{
       "additionalProperties": false,
       "required": ["type"],
       "properties": {
-        "type": {"enum": ["bgp_neighbor", "route", "config_contains", "config_lacks"]},
+        "type": {"enum": ["bgp_neighbor", "ospf_neighbor", "route", "route_count", "ping", "traceroute",
+                          "config_contains", "config_lacks"]},
         "name": {"type": "string", "minLength": 1},
         "neighbor": {"type": "string", "minLength": 1},
         "state": {"type": "string", "minLength": 1},
         "min_prefixes": {"type": "integer", "minimum": 0},
         "prefix": {"type": "string", "minLength": 1},
         "protocol": {"type": "string", "minLength": 1},
+        "min_routes": {"type": "integer", "minimum": 0},
+        "max_routes": {"type": "integer", "minimum": 0},
+        "destination": {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$"},
+        "source": {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$"},
+        "count": {"type": "integer", "minimum": 1, "maximum": 100},
+        "max_loss_pct": {"type": "integer", "minimum": 0, "maximum": 100},
+        "via": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$"}},
+        "max_hops": {"type": "integer", "minimum": 1, "maximum": 64},
         "line": {"type": "string", "minLength": 1},
         "regex": {"type": "boolean"}
       },
       "allOf": [
-        {"if": {"properties": {"type": {"const": "bgp_neighbor"}}}, "then": {"required": ["neighbor"]}},
+        {"if": {"properties": {"type": {"enum": ["bgp_neighbor", "ospf_neighbor"]}}},
+         "then": {"required": ["neighbor"]}},
         {"if": {"properties": {"type": {"const": "route"}}}, "then": {"required": ["prefix"]}},
+        {"if": {"properties": {"type": {"const": "route_count"}}}, "then": {"required": ["protocol"]}},
+        {"if": {"properties": {"type": {"enum": ["ping", "traceroute"]}}}, "then": {"required": ["destination"]}},
         {"if": {"properties": {"type": {"enum": ["config_contains", "config_lacks"]}}}, "then": {"required": ["line"]}}
       ]
     }
