@@ -13,6 +13,7 @@ no external URL, ``@media print`` rules) with Indonesian or English labels.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections import Counter
 from datetime import datetime
@@ -21,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from . import evidence as evidence_files
+from . import report_i18n
 from . import textsafe
 from .changelog import chain
 from .errors import SopctlError
@@ -68,6 +70,25 @@ def _redactor():
     return chain().Redactor()
 
 
+def _verdict_word(value: Any) -> Any:
+    """A verifier's verdict word as it is; anything else (free text, a structure) redacted."""
+    if value is None or isinstance(value, bool) or (isinstance(value, str) and re.fullmatch(r"[a-z_]{1,32}", value)):
+        return value
+    return chain().REDACTED
+
+
+def _controller_public_key(engine: Any) -> tuple[Any, str | None]:
+    """The public half of the controller's audit signing key (None when none is configured), and a
+    problem to report when the configured key cannot be read."""
+    path = engine.cfg.audit_signing_key
+    if path is None:
+        return None, None
+    try:
+        return chain().load_public_key(str(path)), None
+    except Exception as exc:  # noqa: BLE001 - any unreadable key is reported, never fatal to the report
+        return None, f"audit_signing_key {path}: cannot be read ({type(exc).__name__}); signatures not checked"
+
+
 def _short(value: Any, limit: int = 160) -> str:
     if isinstance(value, (dict, list)):
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
@@ -107,8 +128,10 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     # --- audit logs: verify every one, read the records
     logs = []
     records_by_log: dict[str, list[dict[str, Any]]] = {}
+    # the controller holds its own signing key: its public half checks the checkpoints it signed
+    own_key, own_key_problem = _controller_public_key(engine)
     for f in ac.find_logs(str(audit_dir)):
-        res = ac.verify_log(f)
+        res = ac.verify_log(f, public_keys=[own_key] if own_key is not None else None)
         logs.append({"file": Path(f).name, "status": res.status, "ok": res.ok, "records": res.records,
                      "signature": res.signature, "summary": res.summary(), "run_id": res.run_id,
                      "first_time": res.first_time, "last_time": res.last_time})
@@ -178,7 +201,7 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
 
     # --- evidence
     evidence: dict[str, Any] = {}
-    problems_reading: list[str] = []
+    problems_reading: list[str] = [own_key_problem] if own_key_problem else []
 
     verdicts: dict[str, evidence_files.Evidence] = {}
 
@@ -214,14 +237,19 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         evidence["artifacts"] = None
     else:
         inner = art.get("verification") if isinstance(art.get("verification"), dict) else art
+        # the verdict of each check is a word of the verifier (pass, fail, not_requested), never a secret:
+        # it is read from the document before redaction, which hides every value under a key such as
+        # "signature" (a verdict that is not such a word stays redacted)
+        raw = verdicts["stage2/artifacts/verification.json"].doc or {}
+        raw_inner = raw.get("verification") if isinstance(raw.get("verification"), dict) else raw
+        raw_rows = [a for a in raw_inner.get("artifacts") or [] if isinstance(a, dict)]
         rows = []
-        for a in inner.get("artifacts") or []:
-            if not isinstance(a, dict):
-                continue
-            checks = a.get("checks") or {}
+        for index, a in enumerate(x for x in inner.get("artifacts") or [] if isinstance(x, dict)):
+            checks = (raw_rows[index].get("checks") if index < len(raw_rows) else None) or {}
             rows.append({"name": a.get("name"), "passed": a.get("passed"),
                          "sha256": (a.get("digests") or {}).get("sha256"),
-                         "checks": {k: (v.get("verdict") if isinstance(v, dict) else v) for k, v in checks.items()}})
+                         "checks": {k: _verdict_word(v.get("verdict") if isinstance(v, dict) else v)
+                                    for k, v in checks.items()}})
         evidence["artifacts"] = {**outcome("stage2/artifacts/verification.json"), "artifacts": rows}
     staging = load("stage2/staging.json", "staging")
     evidence["staging"] = None if staging is None else outcome("stage2/staging.json")
@@ -302,30 +330,12 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
         if t not in interesting:
             continue
         who = (rec.get("operator") or {}).get("declared") or rec.get("person") or ""
-        if t in ("stage_started", "stage_result", "stage_interrupted"):
-            detail = f"stage {rec.get('stage')}" + (f": {rec.get('status')}" if rec.get("status") else "") + \
-                     (f" ({rec.get('duration')} s)" if rec.get("duration") is not None else "")
-        elif t in ("gate_waiting", "gate_decision"):
-            detail = f"gate {rec.get('gate')}" + (f": {rec.get('decision')}" if rec.get("decision") else "") + \
-                     (f"; missing {_short(rec.get('missing'), 80)}" if rec.get("missing") else "")
-        elif t in ("approval", "rejection"):
-            detail = f"gate {rec.get('gate')}: {rec.get('person')} as {rec.get('role')}"
-        elif t == "refusal":
-            detail = f"{rec.get('rule')}: {_short(rec.get('reason') or rec.get('message') or '', 160)}"
+        if t == "refusal":
             refusals.append({"time": rec.get("time"), "rule": rec.get("rule"), "action": rec.get("action"),
                              "operator": who, "reason": _short(rec.get("reason") or rec.get("message") or "", 240)})
         elif t == "incident":
-            detail = f"stage {rec.get('stage')}: {rec.get('count')} incident(s)"
             incident_records.append({"time": rec.get("time"), "stage": rec.get("stage"), "count": rec.get("count")})
-        elif t == "archive_written":
-            detail = f"{Path(str(rec.get('path'))).name}: {rec.get('files')} files, retention {rec.get('retention')}"
-        elif t == "stage6_reports":
-            detail = ", ".join(map(str, rec.get("files") or []))
-        elif t == "change_cancelled":
-            detail = f"was {rec.get('previous_state')}: {_short(rec.get('reason') or '', 160)}"
-        else:
-            detail = _short({k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}, 160) \
-                if any(k in rec for k in ("what", "title", "effect", "note")) else ""
+        detail = report_i18n.timeline_detail(rec, _short)
         timeline.append({"time": rec.get("time"), "event": t, "who": who, "detail": detail})
 
     # --- evaluation
@@ -340,7 +350,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     plan_minutes = None
     if isinstance(plan, dict):
         sched = plan.get("schedule") or {}
-        est = sched.get("total_seconds") if isinstance(sched, dict) else None
+        # the plan's estimate of the longest downtime of one host (schemas/evidence/plan.v1.json)
+        est = sched.get("estimated_max_host_downtime_seconds") if isinstance(sched, dict) else None
         plan_minutes = round(est / 60, 1) if isinstance(est, (int, float)) else None
     problems = []
     for r in runs:
@@ -477,6 +488,8 @@ LABELS: dict[str, dict[str, str]] = {
     "time": {"id": "Waktu", "en": "Time"}, "event": {"id": "Kejadian", "en": "Event"},
     "who": {"id": "Oleh", "en": "By"}, "detail": {"id": "Rincian", "en": "Detail"},
     "config_diff": {"id": "Konfigurasi sebelum/sesudah", "en": "Configuration before/after"},
+    "blocking_findings": {"id": "Temuan yang memblokir", "en": "Blocking findings"},
+    "findings": {"id": "Temuan", "en": "Findings"},
     "stage": {"id": "Tahap", "en": "Stage"}, "status": {"id": "Status", "en": "Status"},
     "operator": {"id": "Operator", "en": "Operator"}, "started": {"id": "Mulai", "en": "Started"},
     "ended": {"id": "Selesai", "en": "Ended"}, "duration": {"id": "Durasi (s)", "en": "Duration (s)"},
@@ -565,7 +578,7 @@ def render(data: dict[str, Any], fmt: str, lang: str) -> str:
     if fmt not in FORMATS:
         raise SopctlError(f"unknown format {fmt} (one of {', '.join(FORMATS)})")
     template = _environment(fmt).get_template(f"report.{fmt}.j2")
-    return template.render(d=data, L=labels(lang), lang=lang)
+    return template.render(d=data, L=labels(lang), tr=lambda word: report_i18n.term(word, lang), lang=lang)
 
 
 def report_files(engine: Any, change_id: str, out_dir: Path, data: dict[str, Any] | None = None) -> list[Path]:

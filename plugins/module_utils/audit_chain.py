@@ -25,7 +25,7 @@ from ansible_collections.itsop.change.plugins.module_utils._audit.keys import ( 
     load_public_key,
     write_keypair,
 )
-from ansible_collections.itsop.change.plugins.module_utils._audit.redact import Redactor  # noqa: F401
+from ansible_collections.itsop.change.plugins.module_utils._audit.redact import REDACTED, Redactor  # noqa: F401
 from ansible_collections.itsop.change.plugins.module_utils._audit.verify import (  # noqa: F401
     SIG_NOT_CHECKED,
     SIG_UNSIGNED,

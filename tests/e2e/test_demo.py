@@ -194,6 +194,22 @@ def test_every_evidence_file_keeps_the_contract(demo):
     assert all(b["verdict"] == "passed" for b in report["evidence"]["backup"]), report["evidence"]["backup"]
 
 
+def test_the_indonesian_report_says_what_the_records_say(demo):
+    """Issue 17's list of what the report showed wrongly: the artifact signature verdict, the
+    controller's own audit signatures, the planned downtime of stage 1, English words in the
+    Indonesian report."""
+    reports = demo["work"] / "sopctl-home" / "changes" / scenario(demo, "patch")["change_id"] / "reports"
+    report = json.loads((reports / "report.json").read_text())
+    assert report["evidence"]["artifacts"]["artifacts"][0]["checks"]["signature"] == "pass"
+    assert {log["signature"] for log in report["audit_logs"]} == {"verified"}, report["audit_logs"]
+    assert report["evaluation"]["planned_downtime_from_plan_minutes"] > 0
+    text = (reports / "report.id.md").read_text()
+    for english in ("VALUE_REDACTED", "change_submitted", "| succeeded |", "stage 1: succeeded", "blocking ",
+                    ": satisfied", "not_checked"):
+        assert english not in text, english
+    assert "tahap 1: berhasil" in text and "| perubahan diajukan |" in text and "signature: lulus" in text
+
+
 def test_backup_record_key_stays_in_its_file(demo):
     """The key that signs snapshot records is a secret of the controller: not in any evidence,
     log, report, archive or runner file the demo wrote (issue 15, classes 3 and 4)."""

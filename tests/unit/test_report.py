@@ -114,3 +114,28 @@ def test_a_device_configuration_diff_is_shown_escaped_in_both_formats(tmp_path, 
     data["evidence"]["execution"][0]["config_diff"] = diff + "+banner ~~~~~~\n+ description a\u202eb\n"
     md = rp.render(data, "md", "en")
     assert "~~~~~~~diff\n" in md and "+banner ~~~~~~\n" in md and "\u202e" not in md
+
+
+def test_words_from_the_records_are_translated():
+    from sopctl import report_i18n as i18n
+
+    for word, entry in i18n.TERMS.items():
+        assert set(entry) == {"id", "en"} and all(entry.values()), word
+    assert i18n.term("succeeded", "id") == "berhasil" and i18n.term("succeeded", "en") == "succeeded"
+    assert i18n.term("change_submitted", "id") == "perubahan diajukan"
+    assert i18n.term("stage3_done", "id") == "tahap 3 selesai"
+    assert i18n.term("waiting_gate_signoff", "en") == "waiting for gate signoff"
+    assert i18n.term("rollback_failed", "id") == "rollback gagal"
+    assert i18n.term("free text, not a word", "id") == "free text, not a word" and i18n.term(3, "id") == 3
+    rec = {"type": "stage_result", "stage": 3, "status": "succeeded", "duration": 63.5}
+    assert i18n.timeline_detail(rec, rp._short) == {"id": "tahap 3: berhasil (63.5 s)",
+                                                     "en": "stage 3: succeeded (63.5 s)"}
+    rec = {"type": "gate_waiting", "gate": "plan", "missing": {"qa": 1}}
+    assert i18n.timeline_detail(rec, rp._short)["id"] == 'gerbang plan; kurang {"qa": 1}'
+
+
+def test_a_verifier_verdict_is_shown_and_anything_else_stays_redacted():
+    assert rp._verdict_word("pass") == "pass" and rp._verdict_word("not_requested") == "not_requested"
+    assert rp._verdict_word(None) is None and rp._verdict_word(True) is True
+    for value in ("-----BEGIN PGP SIGNATURE-----", "pass; token=x", {"k": "v"}, "a" * 40):
+        assert rp._verdict_word(value) == "VALUE_REDACTED", value
