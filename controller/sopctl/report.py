@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__
 from . import evidence as evidence_files
-from . import report_i18n
+from . import report_chart, report_i18n
 from . import textsafe
 from .changelog import chain
 from .errors import SopctlError
@@ -304,7 +304,8 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
             mrows.append({"host": host, "healthy": (h or {}).get("healthy"), "samples": s.get("samples"),
                           "availability_pct": s.get("availability_pct"), "p95_latency_ms": lat.get("p95"),
                           "restarts": s.get("restarts"), "journal_errors": s.get("journal_errors"),
-                          "service_down_samples": s.get("service_down_samples")})
+                          "service_down_samples": s.get("service_down_samples"),
+                          "chart": report_chart.series((h or {}).get("samples"))})
         evidence["monitoring"] = {**outcome("stage5/monitoring.json"), "hosts": mrows}
     inc = load("stage5/incidents.json", "incidents")
     incidents = []
@@ -489,6 +490,13 @@ LABELS: dict[str, dict[str, str]] = {
     "who": {"id": "Oleh", "en": "By"}, "detail": {"id": "Rincian", "en": "Detail"},
     "config_diff": {"id": "Konfigurasi sebelum/sesudah", "en": "Configuration before/after"},
     "blocking_findings": {"id": "Temuan yang memblokir", "en": "Blocking findings"},
+    "chart_title": {"id": "Ketersediaan dan latensi selama monitoring",
+                    "en": "Availability and latency while monitored"},
+    "chart_availability": {"id": "ketersediaan %", "en": "availability %"},
+    "chart_p95": {"id": "latensi p95 (ms)", "en": "p95 latency (ms)"},
+    "chart_latency": {"id": "latensi sampel (ms)", "en": "sample latency (ms)"},
+    "chart_down": {"id": "sampel gagal", "en": "failed sample"},
+    "stage_timeline": {"id": "Garis waktu tahap", "en": "Stage timeline"},
     "findings": {"id": "Temuan", "en": "Findings"},
     "stage": {"id": "Tahap", "en": "Stage"}, "status": {"id": "Status", "en": "Status"},
     "operator": {"id": "Operator", "en": "Operator"}, "started": {"id": "Mulai", "en": "Started"},
@@ -578,7 +586,10 @@ def render(data: dict[str, Any], fmt: str, lang: str) -> str:
     if fmt not in FORMATS:
         raise SopctlError(f"unknown format {fmt} (one of {', '.join(FORMATS)})")
     template = _environment(fmt).get_template(f"report.{fmt}.j2")
-    return template.render(d=data, L=labels(lang), tr=lambda word: report_i18n.term(word, lang), lang=lang)
+    return template.render(d=data, L=labels(lang), tr=lambda word: report_i18n.term(word, lang), lang=lang,
+                           chart=lambda points: report_chart.svg(points, labels(lang)),
+                           stages_chart=lambda runs: report_chart.stages_svg(
+                               runs, labels(lang), lambda word: report_i18n.term(word, lang)))
 
 
 def report_files(engine: Any, change_id: str, out_dir: Path, data: dict[str, Any] | None = None) -> list[Path]:

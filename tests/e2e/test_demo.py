@@ -249,4 +249,8 @@ def test_demo_report_renders_in_headless_chromium(demo, tmp_path):
     # real content of this change: every approver, both production hosts, the versions
     for text in ("sari", "dewi", "agus", "rina", "itsop-prd-1", "itsop-prd-2", "1.1.0", patch["change_id"]):
         assert text in dom.stdout, text
+    # the monitoring chart of each production host, drawn inline (availability, p95 and sample latency)
+    for host in ("itsop-prd-1", "itsop-prd-2"):
+        figure = dom.stdout.split(f'data-host="{host}"', 1)[1].split("</figure>", 1)[0]
+        assert figure.count("<polyline") == 3 and "<svg" in figure, figure[:400]
     assert not [u for u in parsed.urls if u.lower().lstrip().startswith(("http:", "https:", "//"))], parsed.urls

@@ -139,3 +139,40 @@ def test_a_verifier_verdict_is_shown_and_anything_else_stays_redacted():
     assert rp._verdict_word(None) is None and rp._verdict_word(True) is True
     for value in ("-----BEGIN PGP SIGNATURE-----", "pass; token=x", {"k": "v"}, "a" * 40):
         assert rp._verdict_word(value) == "VALUE_REDACTED", value
+
+
+def test_monitoring_chart_from_server_and_network_samples():
+    from sopctl import report_chart
+
+    server = [{"t": "2026-11-28T10:00:00Z", "http_ok": True, "service_active": True, "latency_ms": 50.0},
+              {"t": "2026-11-28T10:00:03Z", "http_ok": False, "service_active": True, "latency_ms": None},
+              {"t": "2026-11-28T10:00:06Z", "http_ok": True, "service_active": True, "latency_ms": 90.0},
+              {"t": "not a time"}, "not a sample"]
+    points = report_chart.series(server)
+    assert [p["t"] for p in points] == [0.0, 3.0, 6.0]
+    assert [p["up"] for p in points] == [True, False, True]
+    assert [p["availability_pct"] for p in points] == [100.0, 50.0, 66.67]
+    assert [p["p95_latency_ms"] for p in points] == [50.0, 50.0, 90.0]
+    drawn = str(report_chart.svg(points, rp.labels("id")))
+    assert drawn.startswith("<svg") and drawn.count("<polyline") == 3 and drawn.count('class="down"') == 1
+    assert "latensi p95 (ms)" in drawn
+    network = [{"at": "2026-11-28T10:00:00Z", "passed": True, "failed": []},
+               {"at": "2026-11-28T10:00:02Z", "passed": False, "failed": ["x"]}]
+    drawn = str(report_chart.svg(report_chart.series(network), rp.labels("en")))
+    assert drawn.count("<polyline") == 1 and "p95" not in drawn and "failed sample" in drawn
+    assert str(report_chart.svg([], rp.labels("en"))) == "" and report_chart.series(None) == []
+
+
+def test_stage_timeline_chart():
+    from sopctl import report_chart, report_i18n
+
+    runs = [{"stage": 1, "ident": "stage1-a", "status": "succeeded",
+             "started": "2026-11-28T10:00:00Z", "ended": "2026-11-28T10:00:10Z"},
+            {"stage": 2, "ident": "stage2-a", "status": "failed",
+             "started": "2026-11-28T10:00:20Z", "ended": "2026-11-28T10:01:00Z"},
+            {"stage": 2, "ident": "stage2-b<x>", "status": "running", "started": "2026-11-28T10:01:10Z", "ended": None}]
+    drawn = str(report_chart.stages_svg(runs, rp.labels("id"), lambda w: report_i18n.term(w, "id")))
+    assert drawn.count('class="run-ok"') == 1 and drawn.count('class="run-bad"') == 1
+    assert drawn.count('class="run-open"') == 1 and "berhasil" in drawn and "gagal" in drawn
+    assert "stage2-b&lt;x&gt;" in drawn and "<x>" not in drawn and "70 s" in drawn
+    assert str(report_chart.stages_svg([], rp.labels("en"), str)) == ""
