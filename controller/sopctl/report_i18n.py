@@ -1,12 +1,117 @@
-"""The words of the report that come from records rather than from labels: statuses, verdicts,
-event names and the details of the timeline, in Indonesian and English (issue 17: every string a
-reader sees is translated). A word with no translation is shown as it is."""
+"""The words of the report in Indonesian and English (issue 17: every string a reader sees is
+translated): its labels (``LABELS``, ``labels``), and the words that come from records - statuses,
+verdicts, change states, event names and the details of the timeline (``term``,
+``timeline_detail``). A record's word with no translation is shown as it is."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 from typing import Any
+
+from .errors import SopctlError
+from .stage_table import PRODUCTION_STAGE
+from .stage_table import stage as stage_record
+
+LANGS = ("id", "en")
+NA = {"id": "tidak tersedia", "en": "not available"}
+
+LABELS: dict[str, dict[str, str]] = {
+    "title": {"id": "Laporan Perubahan Sistem", "en": "System Change Report"},
+    "summary": {"id": "Ringkasan", "en": "Summary"},
+    "timeline": {"id": "Kronologi tahap dan gerbang", "en": "Timeline of stages and gates"},
+    "stage_runs": {"id": "Eksekusi tahap", "en": "Stage runs"},
+    "hosts": {"id": "Hasil per host", "en": "Per-host results"},
+    "approvals": {"id": "Persetujuan dan tanda tangan", "en": "Approvals and signatures"},
+    "backup": {"id": "Daftar periksa backup", "en": "Backup checklist"},
+    "artifacts": {"id": "Verifikasi artefak", "en": "Artifact verification"},
+    "staging": {"id": "Simulasi staging", "en": "Staging simulation"},
+    "execution": {"id": stage_record(PRODUCTION_STAGE).name_id, "en": "Execution"},
+    "functional": {"id": "Uji fungsional", "en": "Functional tests"},
+    "security": {"id": "Uji keamanan", "en": "Security tests"},
+    "monitoring": {"id": "Statistik monitoring", "en": "Monitoring statistics"},
+    "incidents": {"id": "Insiden", "en": "Incidents"},
+    "evaluation": {"id": "Evaluasi", "en": "Evaluation"},
+    "problems": {"id": "Masalah yang ditemui", "en": "Problems met"},
+    "followups": {"id": "Tindak lanjut", "en": "Follow-ups"},
+    "compliance": {"id": "Kepatuhan: bukti terhadap kontrol", "en": "Compliance: evidence against controls"},
+    "audit_logs": {"id": "Log audit", "en": "Audit logs"},
+    "change_id": {"id": "ID perubahan", "en": "Change id"},
+    "type": {"id": "Jenis", "en": "Type"}, "risk": {"id": "Risiko", "en": "Risk"},
+    "requester": {"id": "Pemohon", "en": "Requester"}, "state": {"id": "Status", "en": "State"},
+    "window": {"id": "Jendela waktu", "en": "Window"}, "targets": {"id": "Target", "en": "Targets"},
+    "description": {"id": "Deskripsi", "en": "Description"},
+    "rollback_plan": {"id": "Rencana rollback", "en": "Rollback plan"},
+    "dpia": {"id": "DPIA diperlukan", "en": "DPIA required"},
+    "generated": {"id": "Dibuat", "en": "Generated"},
+    "time": {"id": "Waktu", "en": "Time"}, "event": {"id": "Kejadian", "en": "Event"},
+    "who": {"id": "Oleh", "en": "By"}, "detail": {"id": "Rincian", "en": "Detail"},
+    "config_diff": {"id": "Konfigurasi sebelum/sesudah", "en": "Configuration before/after"},
+    "blocking_findings": {"id": "Temuan yang memblokir", "en": "Blocking findings"},
+    "chart_title": {"id": "Ketersediaan dan latensi selama monitoring",
+                    "en": "Availability and latency while monitored"},
+    "chart_availability": {"id": "ketersediaan %", "en": "availability %"},
+    "chart_p95": {"id": "latensi p95 (ms)", "en": "p95 latency (ms)"},
+    "chart_latency": {"id": "latensi sampel (ms)", "en": "sample latency (ms)"},
+    "chart_down": {"id": "sampel gagal", "en": "failed sample"},
+    "stage_timeline": {"id": "Garis waktu tahap", "en": "Stage timeline"},
+    "findings": {"id": "Temuan", "en": "Findings"},
+    "stage": {"id": "Tahap", "en": "Stage"}, "status": {"id": "Status", "en": "Status"},
+    "operator": {"id": "Operator", "en": "Operator"}, "started": {"id": "Mulai", "en": "Started"},
+    "ended": {"id": "Selesai", "en": "Ended"}, "duration": {"id": "Durasi (s)", "en": "Duration (s)"},
+    "host": {"id": "Host", "en": "Host"}, "gate": {"id": "Gerbang", "en": "Gate"},
+    "person": {"id": "Orang", "en": "Person"}, "role": {"id": "Peran", "en": "Role"},
+    "decision": {"id": "Keputusan", "en": "Decision"}, "comment": {"id": "Komentar", "en": "Comment"},
+    "signature": {"id": "Tanda tangan", "en": "Signature"}, "valid": {"id": "sah", "en": "valid"},
+    "invalid": {"id": "TIDAK SAH", "en": "INVALID"},
+    "sig_not_in_roster": {"id": "TIDAK DAPAT DIPERIKSA: penanda tangan tidak lagi ada di roster",
+                          "en": "NOT CHECKED: signer no longer in the roster"},
+    "sig_no_key": {"id": "TIDAK DAPAT DIPERIKSA: tidak ada kunci di roster", "en": "NOT CHECKED: no key in the roster"},
+    "sig_other_key": {"id": "TIDAK SAH: ditandatangani kunci lain", "en": "INVALID: signed with another key"},
+    "sig_no_roster": {"id": "TIDAK DAPAT DIPERIKSA: tanpa roster", "en": "NOT CHECKED: no roster"},
+    "bound": {"id": "Terikat ke versi akhir", "en": "Bound to final"},
+    "void": {"id": "batal (versi lama)", "en": "void (earlier version)"},
+    "yes": {"id": "ya", "en": "yes"}, "no": {"id": "tidak", "en": "no"},
+    "verdict": {"id": "Hasil", "en": "Verdict"}, "item": {"id": "Butir", "en": "Item"},
+    "name": {"id": "Nama", "en": "Name"}, "passed": {"id": "Lulus", "en": "Passed"},
+    "message": {"id": "Pesan", "en": "Message"}, "check": {"id": "Pemeriksaan", "en": "Check"},
+    "availability": {"id": "Ketersediaan %", "en": "Availability %"}, "p95": {"id": "p95 (ms)", "en": "p95 (ms)"},
+    "restarts": {"id": "Restart", "en": "Restarts"}, "journal_errors": {"id": "Error journal", "en": "Journal errors"},
+    "samples": {"id": "Sampel", "en": "Samples"}, "healthy": {"id": "Sehat", "en": "Healthy"},
+    "severity": {"id": "Tingkat", "en": "Severity"}, "detected": {"id": "Terdeteksi", "en": "Detected"},
+    "action": {"id": "Tindakan", "en": "Action"},
+    "planned": {"id": "Rencana", "en": "Planned"}, "actual": {"id": "Aktual", "en": "Actual"},
+    "downtime": {"id": "Downtime (menit)", "en": "Downtime (minutes)"},
+    "downtime_plan": {"id": "Downtime menurut rencana tahap 1 (menit)",
+                      "en": "Downtime from the stage 1 plan (minutes)"},
+    "stage3_duration": {"id": "Durasi tahap 3 (menit; batas atas downtime)",
+                        "en": "Stage 3 duration (minutes; upper bound of downtime)"},
+    "duration_total": {"id": "Durasi (menit): jendela vs. aktual", "en": "Duration (minutes): window vs. actual"},
+    "runs": {"id": "Eksekusi tahap (berhasil / total)", "en": "Stage runs (succeeded / total)"},
+    "none": {"id": "tidak ada", "en": "none"}, "kind": {"id": "Jenis", "en": "Kind"},
+    "control": {"id": "Kontrol", "en": "Control"}, "requirement": {"id": "Persyaratan", "en": "Requirement"},
+    "sop_step": {"id": "Langkah SOP", "en": "SOP step"}, "evidence": {"id": "Bukti", "en": "Evidence"},
+    "source": {"id": "Sumber", "en": "Source"}, "available": {"id": "Tersedia", "en": "Available"},
+    "file": {"id": "Berkas", "en": "File"}, "records": {"id": "Rekaman", "en": "Records"},
+    "refusals": {"id": "Penolakan oleh aturan", "en": "Refusals by rule"}, "rule": {"id": "Aturan", "en": "Rule"},
+    "failed_tasks": {"id": "Tugas gagal", "en": "Failed tasks"}, "task": {"id": "Tugas", "en": "Task"},
+    "ok": {"id": "ok", "en": "ok"}, "changed": {"id": "berubah", "en": "changed"},
+    "failed": {"id": "gagal", "en": "failed"}, "skipped": {"id": "dilewati", "en": "skipped"},
+    "evidence_files": {"id": "Berkas bukti", "en": "Evidence files"},
+    "footer": {"id": "Dibuat dari catatan nyata (penyimpanan status, log audit, berkas bukti). "
+                     "Bagian tanpa bukti ditandai 'tidak tersedia'.",
+               "en": "Built from the real records (state store, audit logs, evidence files). "
+                     "Sections without evidence say 'not available'."},
+}
+
+
+def labels(lang: str) -> dict[str, str]:
+    if lang not in LANGS:
+        raise SopctlError(f"unknown language {lang} (one of {', '.join(LANGS)})")
+    out = {k: v[lang] for k, v in LABELS.items()}
+    out["na"] = NA[lang]
+    return out
+
 
 TERMS: dict[str, dict[str, str]] = {
     # stage runs, checks, verdicts
