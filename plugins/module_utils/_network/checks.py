@@ -93,6 +93,14 @@ def _config_has(config, line, regex):
     return any(item.strip() == want for item in lines)
 
 
+def _tally(what, found, bad, state):
+    """'2 of 3 neighbors Established; not: 10.0.0.3 Active' for (name, entry) pairs found and bad."""
+    message = '%d of %d %s %s' % (len(found) - len(bad), len(found), what, state)
+    if bad:
+        message += '; not: ' + ', '.join('%s %s' % (name, entry.get('state')) for name, entry in bad)
+    return message
+
+
 def evaluate(check, facts):
     kind = check['type']
     if kind == 'bgp_neighbor':
@@ -124,9 +132,7 @@ def evaluate(check, facts):
             if bad:
                 message += ' (expected %s)' % state
         else:
-            message = '%d of %d neighbors %s' % (len(found) - len(bad), len(found), state)
-            if bad:
-                message += '; not: ' + ', '.join('%s %s' % (a, n.get('state')) for a, n in bad)
+            message = _tally('neighbors', found, bad, state)
         name = 'bgp_neighbor %s' % wanted
     elif kind == 'ospf_neighbor':
         wanted = check['neighbor']
@@ -142,9 +148,7 @@ def evaluate(check, facts):
         if not found:
             message = 'OSPF neighbor %s is not up (no adjacency; expected %s)' % (wanted, state)
         else:
-            message = '%d of %d OSPF neighbors %s' % (len(found) - len(bad), len(found), state)
-            if bad:
-                message += '; not: ' + ', '.join('%s %s' % (r, n.get('state')) for r, n in bad)
+            message = _tally('OSPF neighbors', found, bad, state)
         name = 'ospf_neighbor %s' % wanted
     elif kind == 'route_count':
         protocol = check['protocol']
