@@ -248,20 +248,20 @@ def collect(engine: Any, change_id: str) -> dict[str, Any]:
     if art is None:
         evidence["artifacts"] = None
     else:
-        inner = art.get("verification") if isinstance(art.get("verification"), dict) else art
+        def artifact_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+            inner = doc.get("verification") if isinstance(doc.get("verification"), dict) else doc
+            return [a for a in inner.get("artifacts") or [] if isinstance(a, dict)]
+
         # the verdict of each check is a word of the verifier (pass, fail, not_requested), never a secret:
         # it is read from the document before redaction, which hides every value under a key such as
         # "signature" (a verdict that is not such a word stays redacted)
         raw = verdicts["stage2/artifacts/verification.json"].doc or {}
-        raw_inner = raw.get("verification") if isinstance(raw.get("verification"), dict) else raw
-        raw_rows = [a for a in raw_inner.get("artifacts") or [] if isinstance(a, dict)]
         rows = []
-        for index, a in enumerate(x for x in inner.get("artifacts") or [] if isinstance(x, dict)):
-            checks = (raw_rows[index].get("checks") if index < len(raw_rows) else None) or {}
+        for a, raw_a in zip(artifact_rows(art), artifact_rows(raw), strict=True):  # redaction keeps lists
             rows.append({"name": a.get("name"), "passed": a.get("passed"),
                          "sha256": (a.get("digests") or {}).get("sha256"),
                          "checks": {k: _verdict_word(v.get("verdict") if isinstance(v, dict) else v)
-                                    for k, v in checks.items()}})
+                                    for k, v in (raw_a.get("checks") or {}).items()}})
         evidence["artifacts"] = {**outcome("stage2/artifacts/verification.json"), "artifacts": rows}
     staging = load("stage2/staging.json", "staging")
     evidence["staging"] = None if staging is None else outcome("stage2/staging.json")
@@ -503,10 +503,14 @@ def render(data: dict[str, Any], fmt: str, lang: str) -> str:
     if fmt not in FORMATS:
         raise SopctlError(f"unknown format {fmt} (one of {', '.join(FORMATS)})")
     template = _environment(fmt).get_template(f"report.{fmt}.j2")
-    return template.render(d=data, L=labels(lang), tr=lambda word: report_i18n.term(word, lang), lang=lang,
-                           chart=lambda points: report_chart.svg(points, labels(lang)),
-                           stages_chart=lambda runs: report_chart.stages_svg(
-                               runs, labels(lang), lambda word: report_i18n.term(word, lang)))
+    words = labels(lang)
+
+    def tr(word: Any) -> Any:
+        return report_i18n.term(word, lang)
+
+    return template.render(d=data, L=words, tr=tr, lang=lang,
+                           chart=lambda points: report_chart.svg(points, words),
+                           stages_chart=lambda runs: report_chart.stages_svg(runs, words, tr))
 
 
 def report_files(engine: Any, change_id: str, out_dir: Path, data: dict[str, Any] | None = None) -> list[Path]:

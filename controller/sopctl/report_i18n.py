@@ -194,35 +194,35 @@ def term(word: Any, lang: str) -> Any:
 def timeline_detail(rec: dict[str, Any], short) -> dict[str, str]:
     """The detail of one controller-log record for the timeline, in every language (``short``
     shortens free text)."""
-    t = rec.get("type")
-    out = {}
-    for lang in ("id", "en"):
-        def say(key: str, **values: Any) -> str:
-            return PHRASES[key][lang].format(**values)  # noqa: B023 - used at once, in this iteration
+    return {lang: _detail(rec, lang, short) for lang in LANGS}
 
-        if t in ("stage_started", "stage_result", "stage_interrupted"):
-            text = say("stage", stage=rec.get("stage")) + (
-                f": {term(rec.get('status'), lang)}" if rec.get("status") else "") + (
-                f" ({rec.get('duration')} s)" if rec.get("duration") is not None else "")
-        elif t in ("gate_waiting", "gate_decision"):
-            text = say("gate", gate=rec.get("gate")) + (
-                f": {term(rec.get('decision'), lang)}" if rec.get("decision") else "") + (
-                say("missing", missing=short(rec.get("missing"), 80)) if rec.get("missing") else "")
-        elif t in ("approval", "rejection"):
-            text = say("as_role", gate=rec.get("gate"), person=rec.get("person"), role=rec.get("role"))
-        elif t == "refusal":
-            text = f"{rec.get('rule')}: {short(rec.get('reason') or rec.get('message') or '', 160)}"
-        elif t == "incident":
-            text = say("incidents", stage=rec.get("stage"), count=rec.get("count"))
-        elif t == "archive_written":
-            text = say("archive", name=Path(str(rec.get("path"))).name, files=rec.get("files"),
-                       retention=rec.get("retention"))
-        elif t == "stage6_reports":
-            text = ", ".join(map(str, rec.get("files") or []))
-        elif t == "change_cancelled":
-            text = say("was", state=term(rec.get("previous_state"), lang), reason=short(rec.get("reason") or "", 160))
-        else:
-            fields = {k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}
-            text = short(fields, 160) if fields else ""
-        out[lang] = text
-    return out
+
+def _detail(rec: dict[str, Any], lang: str, short) -> str:
+    t = rec.get("type")
+
+    def say(key: str, **values: Any) -> str:
+        return PHRASES[key][lang].format(**values)
+
+    if t in ("stage_started", "stage_result", "stage_interrupted"):
+        return say("stage", stage=rec.get("stage")) + (
+            f": {term(rec.get('status'), lang)}" if rec.get("status") else "") + (
+            f" ({rec.get('duration')} s)" if rec.get("duration") is not None else "")
+    if t in ("gate_waiting", "gate_decision"):
+        return say("gate", gate=rec.get("gate")) + (
+            f": {term(rec.get('decision'), lang)}" if rec.get("decision") else "") + (
+            say("missing", missing=short(rec.get("missing"), 80)) if rec.get("missing") else "")
+    if t in ("approval", "rejection"):
+        return say("as_role", gate=rec.get("gate"), person=rec.get("person"), role=rec.get("role"))
+    if t == "refusal":
+        return f"{rec.get('rule')}: {short(rec.get('reason') or rec.get('message') or '', 160)}"
+    if t == "incident":
+        return say("incidents", stage=rec.get("stage"), count=rec.get("count"))
+    if t == "archive_written":
+        return say("archive", name=Path(str(rec.get("path"))).name, files=rec.get("files"),
+                   retention=rec.get("retention"))
+    if t == "stage6_reports":
+        return ", ".join(map(str, rec.get("files") or []))
+    if t == "change_cancelled":
+        return say("was", state=term(rec.get("previous_state"), lang), reason=short(rec.get("reason") or "", 160))
+    fields = {k: v for k, v in rec.items() if k in ("what", "title", "effect", "note")}
+    return short(fields, 160) if fields else ""

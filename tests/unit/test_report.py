@@ -30,14 +30,19 @@ def test_compliance_map_covers_the_issue_controls():
         assert c["evidence"] and all(k in rp.EVIDENCE_SOURCES for k in c["evidence"])
 
 
-def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
+def collected(tmp_path, monkeypatch, change_id, **cr):
+    """The report data of a change just submitted in a fresh world (no evidence yet)."""
     world = World(tmp_path)
-    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9701")))
+    proc = world.sopctl("budi", "submit", str(world.cr(change_id, **cr)))
     assert proc.returncode == 0, proc.stderr
     monkeypatch.setenv("SOPCTL_HOME", str(world.home))
     from sopctl.engine import Engine
 
-    data = rp.collect(Engine(), "CHG-2026-9701")
+    return rp.collect(Engine(), change_id)
+
+
+def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
+    data = collected(tmp_path, monkeypatch, "CHG-2026-9701")
     json.dumps(data)
     assert data["stage_runs"] == [] and data["approvals"] == [] and data["hosts"] == []
     ev = data["evidence"]
@@ -56,13 +61,8 @@ def test_report_of_a_change_without_evidence(tmp_path, monkeypatch):
 
 
 def test_html_escapes_text_from_the_change(tmp_path, monkeypatch):
-    world = World(tmp_path)
-    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9702", title="<script>alert(1)</script> patch")))
-    assert proc.returncode == 0, proc.stderr
-    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
-    from sopctl.engine import Engine
-
-    html = rp.render(rp.collect(Engine(), "CHG-2026-9702"), "html", "en")
+    data = collected(tmp_path, monkeypatch, "CHG-2026-9702", title="<script>alert(1)</script> patch")
+    html = rp.render(data, "html", "en")
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
@@ -95,13 +95,7 @@ def test_report_names_an_approver_removed_from_the_roster_apart_from_a_tampered_
 
 
 def test_a_device_configuration_diff_is_shown_escaped_in_both_formats(tmp_path, monkeypatch):
-    world = World(tmp_path)
-    proc = world.sopctl("budi", "submit", str(world.cr("CHG-2026-9703")))
-    assert proc.returncode == 0, proc.stderr
-    monkeypatch.setenv("SOPCTL_HOME", str(world.home))
-    from sopctl.engine import Engine
-
-    data = rp.collect(Engine(), "CHG-2026-9703")
+    data = collected(tmp_path, monkeypatch, "CHG-2026-9703")
     diff = "--- before\n+++ after\n@@ -1 +1,2 @@\n hostname r1\n+ neighbor 10.0.0.2 password <redacted>\n"
     data["evidence"]["execution"] = [{"host": "r1", "available": True, "verdict": "passed", "reasons": [],
                                       "versions": "{'sent': [...]}", "config_diff": diff, "downtime_seconds": 0}]
