@@ -43,7 +43,10 @@ def start_routers(demo) -> dict[str, Any]:
     addrs = dict(line.split() for line in out.splitlines())
     demo.say("  CLI: account netops logs in to vtysh (network_cli, ansible_network_os=itsop.change.frr); "
              "host keys pinned in ~/.ssh/known_hosts (marked itsop-test-router)")
-    host = {name: {"ansible_host": addrs[demo.prefix + short]} for name, short in ROUTERS.items()}
+    # each router's BGP peers (the others of the full mesh): the variables of a change's template
+    host = {name: {"ansible_host": addrs[demo.prefix + short], "network_template_vars": {"bgp_peers": sorted(
+        address for other, address in addrs.items() if other != demo.prefix + short)}}
+        for name, short in ROUTERS.items()}
     demo.router_addrs = {name: h["ansible_host"] for name, h in host.items()}
     device = {"ansible_connection": "ansible.netcommon.network_cli", "ansible_network_os": "itsop.change.frr",
               "ansible_user": "netops", "network_device_user": "root"}

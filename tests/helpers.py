@@ -186,7 +186,9 @@ class RouterEstate:
         groups: dict[str, dict] = {"routers_staging": {"hosts": {}}, "routers_production": {"hosts": {}}}
         for name in names or self.names:
             group = "routers_staging" if name.endswith("rtr-stg") else "routers_production"
-            groups[group]["hosts"][name] = {**router_hostvars(self.addresses[name]), **extra}
+            peers = sorted(address for other, address in self.addresses.items() if other != name)
+            groups[group]["hosts"][name] = {**router_hostvars(self.addresses[name]),
+                                            "network_template_vars": {"bgp_peers": peers}, **extra}
         path = tmp / f"routers-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps({"all": {"children": {"routers": {"children": groups}}}}))
         return path

@@ -49,7 +49,7 @@ from ansible_collections.itsop.change.plugins.module_utils._change_request.times
 )
 from ansible_collections.itsop.change.plugins.module_utils._change_request.validator import schema_errors
 from ansible_collections.itsop.change.plugins.module_utils._network import checks as net_checks
-from ansible_collections.itsop.change.plugins.module_utils._network import configtext
+from ansible_collections.itsop.change.plugins.module_utils._network import intent
 from ansible_collections.itsop.change.plugins.module_utils.safe_input import (
     InputError,
     decode_text,
@@ -208,19 +208,8 @@ def _semantic_errors(data):
     server_items = [key for key in ('packages', 'artifacts', 'config_files') if items.get(key)]
     if isinstance(items, dict) and items and not server_items and network is None:
         errors.append('items: lists no package, artifact, config file or network configuration to change')
-    lines = network.get('lines') if network is not None else None
-    if isinstance(lines, str):
-        for number, line in enumerate(lines.split('\n'), 1):
-            if '\r' in line or '\t' in line:
-                errors.append('items.network_config.lines: line %d holds a %s; a device would read what follows '
-                              'as a command of its own' % (number, 'carriage return' if '\r' in line else 'tab'))
-                break
-        secret = next((found for found in map(configtext.secret_in, lines.splitlines()) if found), None)
-        if secret:
-            errors.append('items.network_config.lines: %r sets a %s; a change request is archived and shown in '
-                          'reports, so it must not carry secrets - set it on the device outside the change '
-                          '(secrets in network changes are not supported yet)'
-                          % (secret.string.split()[0] + ' ...', secret.group(1).split()[0].lower()))
+    if network is not None:
+        errors.extend(intent.item_errors(network))
     if network is not None and server_items:
         errors.append('items.network_config: a network change changes network devices only; move %s to a '
                       'change request of its own' % ', '.join('items.' + key for key in server_items))

@@ -38,15 +38,37 @@ def change(tmp: Path, change_id: str, **changes) -> Path:
     return path
 
 
+def wait_for_route(routers, name: str, prefix: str, seconds: int = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if prefix in json.loads(routers.vtysh(name, f"show ip route {prefix} json")):
+            return True
+        time.sleep(1)
+    return False
+
+
 def stage(playbook: str, inventory: Path, change_file: Path, evidence_dir: Path, *extra: str, check: bool = True):
     return ansible_playbook(PLAYBOOKS / playbook, "-i", str(inventory), "-e", f"itsop_change_file={change_file}",
                             "-e", f"itsop_evidence_dir={evidence_dir}", *extra, check=check, timeout=900)
 
 
+# The announcement of the example, and a cap on the prefixes each BGP peer may send - rendered for each
+# router from its own peers (inventory: network_template_vars.bgp_peers). The cap of 3 is what every
+# peer sends once the service network is announced (the two other routers' loopbacks and the service
+# network): no headroom, the fault this change brings along.
+ANNOUNCE_AND_CAP = {
+    "template": ("ip route 198.51.100.0/24 Null0\nrouter bgp\n address-family ipv4 unicast\n"
+                 "  network 198.51.100.0/24\n{% for peer in bgp_peers %}\n"
+                 "  neighbor {{ peer }} maximum-prefix {{ max_prefixes }}\n{% endfor %}\n"),
+    "vars": {"max_prefixes": 3}, "confirm_timeout": 120}
+LAB_NETWORKS = ["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"]
+
+
 def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back(routers, tmp_path):
     inventory = routers.inventory(tmp_path)
     cid = "CHG-2026-0051"
-    chg, ev = change(tmp_path, cid), tmp_path / "evidence"
+    chg = change(tmp_path, cid, items={"network_config": ANNOUNCE_AND_CAP})
+    ev = tmp_path / "evidence"
     stg, prd1, prd2 = routers.names
     before = {name: routers.running_config(name) for name in routers.names}
 
@@ -56,6 +78,10 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     assert hosts[prd1]["network"]["commands"][0] == "ip route 198.51.100.0/24 Null0"
     assert hosts[prd1]["network"]["protocols"] == ["ip route", "router bgp"]
     assert "router bgp 65001" in hosts[prd1]["network"]["commands"]  # "router bgp" = the router's instance
+    # the template rendered for each router: its own two peers
+    assert [c for c in hosts[prd1]["network"]["commands"] if "maximum-prefix" in c] == [
+        f"  neighbor {routers.addresses[n]} maximum-prefix 3" for n in sorted((stg, prd2), key=routers.addresses.get)]
+    assert hosts[prd1]["network"]["neighbors"] == sorted((routers.addresses[stg], routers.addresses[prd2]))
     assert all(routers.running_config(n) == before[n] for n in routers.names), "stage 1 changed a router"
 
     stage("stage2_prepare.yml", inventory, chg, ev)
@@ -77,6 +103,7 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
         assert run["network"]["confirmed"] is True and run["network"]["standard"]["passed"] is True
         diff = run["network"]["config_diff"]  # what the router made of the lines, before and after
         assert "\n+ip route 198.51.100.0/24 Null0\n" in diff and "\n+  network 198.51.100.0/24\n" in diff, diff
+        assert diff.count(" maximum-prefix 3\n") == 2, diff
         assert not [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert evidence(ev / "stage3" / "summary.json", "execution_summary", cid)["failed"] == []
 
@@ -87,13 +114,15 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     security = evidence(ev / "stage4" / "security.json", "security_tests", cid)
     assert security["hosts"][prd1]["rules_evaluated"] == ["DSKS-RTR-01", "DSKS-RTR-02", "DSKS-RTR-03", "DSKS-RTR-04"]
 
-    # during monitoring the peering between the production routers breaks (the peer is shut on
-    # prd-2 out of band): both sample the broken session, raise an incident and roll back to stage 2
+    # during monitoring the site behind the staging router grows by three networks (routine, outside
+    # this change): each production router now receives more prefixes than the change's cap allows and
+    # tears its peerings down (FRR: Idle (PfxCt)); both sample it, raise an incident and roll back
     def break_peering():
-        # as stage 5 starts: the sampling sees the session down (from its first sample or a later one,
+        # as stage 5 starts: the sampling sees the sessions down (from its first sample or a later one,
         # as the machine's load decides; what is asserted does not depend on which)
         time.sleep(3)
-        routers.vtysh(prd2, "configure terminal", "router bgp", f"neighbor {routers.addresses[prd1]} shutdown")
+        commands = [f"ip route {net} Null0" for net in LAB_NETWORKS] + ["router bgp", "address-family ipv4 unicast"]
+        routers.vtysh(stg, "configure terminal", *commands, *(f"network {net}" for net in LAB_NETWORKS))
 
     breaker = threading.Thread(target=break_peering)
     breaker.start()
@@ -106,9 +135,13 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
     monitoring = evidence(ev / "stage5" / "monitoring.json", "monitoring", cid)
     for name in (prd1, prd2):  # the breach is the broken session, as sampled
         failed = [f for s in monitoring["hosts"][name]["samples"] for f in s["failed"]]
-        assert any(f.startswith("every BGP session established: 1 of 2 neighbors Established") for f in failed), failed
+        assert any(f.startswith("every BGP session established: ") and f"{routers.addresses[stg]} Idle" in f
+                   for f in failed), failed
     for name in (prd1, prd2):
         assert routers.running_config(name) == before[name], f"{name} is not back on its stage-2 configuration"
+        # without the cap the sessions come back, the staging site's new networks with them
+        routes = json.loads(routers.vtysh(name, f"show ip route {LAB_NETWORKS[0]} json"))
+        assert LAB_NETWORKS[0] in routes or wait_for_route(routers, name, LAB_NETWORKS[0]), name
         rolled = evidence(ev / "rollback" / f"{name}.json", "rollback", cid, name)
         assert rolled["restore"]["byte_identical"] is True
 

@@ -387,10 +387,19 @@ NETWORK_EXAMPLE = EXAMPLES / "network-announce-198.51.100.0.yml"
      "items.network_config.lines: 'neighbor ...' sets a password; a change request is archived"),
     (lambda d: d["items"]["network_config"].update(lines="snmp-server community public RO\n"),
      "sets a community"),
+    (lambda d: d["items"]["network_config"].update(template="router bgp\n"), "items.network_config"),
+    (lambda d: d["items"]["network_config"].pop("lines"), "items.network_config"),
+    (lambda d: d["items"]["network_config"].update(lines=None, template="router bgp\n{% for p in peers %}\n"),
+     "items.network_config.template: line 2: Unexpected end of template"),
+    (lambda d: d["items"]["network_config"].update(lines=None, template=" neighbor {{ p }} password {{ pw }}\n"),
+     "items.network_config.template: 'neighbor ...' sets a password"),
+    (lambda d: d["items"]["network_config"].update(lines=None, template="hostname {{ n }}\n", vars={"1n": "a"}),
+     "items.network_config.vars: '1n' is not a template variable name"),
 ])
 @pytest.mark.parametrize("use_jsonschema", [True, False])
 def test_network_change_request_errors(mutate, message, use_jsonschema):
     data = yaml.safe_load(NETWORK_EXAMPLE.read_text())
     mutate(data)
+    data["items"]["network_config"] = {k: v for k, v in data["items"]["network_config"].items() if v is not None}
     errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
     assert any(message in e for e in errors), errors

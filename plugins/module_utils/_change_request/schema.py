@@ -116,11 +116,13 @@ SCHEMA_JSON = r'''{
         "network_config": {
           "type": "object",
           "additionalProperties": false,
-          "required": ["lines"],
           "properties": {
             "lines": {"type": "string", "minLength": 1},
+            "template": {"type": "string", "minLength": 1},
+            "vars": {"type": "object"},
             "confirm_timeout": {"type": "integer", "minimum": 30, "maximum": 3600}
-          }
+          },
+          "oneOf": [{"required": ["lines"]}, {"required": ["template"]}]
         }
       }
     },
