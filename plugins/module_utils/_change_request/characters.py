@@ -28,7 +28,8 @@ from ansible_collections.itsop.change.plugins.module_utils._change_request.valid
 #: fields that may hold several lines of text (tab, CR and LF allowed)
 FREE_TEXT_FIELDS = (
     ('description',), ('reason', 'details'), ('rollback', 'plan'),
-    ('items', 'config_files', None, 'content'), ('items', 'network_config', 'lines'), ('items', 'network_config', 'template'),
+    ('items', 'config_files', None, 'content'), ('items', 'network_config', 'lines'),
+    ('items', 'network_config', 'template'),
     ('test_plan', 'functional', None, 'body_contains'), ('test_plan', 'functional', None, 'command', None),
 )
 _MULTILINE_OK = '\t\n\r'

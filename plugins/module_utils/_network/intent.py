@@ -122,11 +122,11 @@ def render(item, host, host_vars=None):
     try:
         text = _environment().from_string(item['template']).render(context)
     except TemplateError as exc:
-        raise IntentError('%s: %s (set it in %s.vars or in the device\'s inventory variable '
-                          'network_template_vars)' % (where, exc.message, WHERE)
-                          if type(exc).__name__ == 'UndefinedError' else '%s: %s' % (where, exc.message or exc))
+        hint = (' (set it in %s.vars or in the device\'s inventory variable network_template_vars)' % WHERE
+                if type(exc).__name__ == 'UndefinedError' else '')
+        raise IntentError('%s: %s%s' % (where, exc.message or exc, hint)) from None
     except IntentError as exc:
-        raise IntentError('%s: %s' % (where, exc))
+        raise IntentError('%s: %s' % (where, exc)) from None
     if len(text) > MAX_OUTPUT:
         raise IntentError('%s: rendered %d characters, more than %d' % (where, len(text), MAX_OUTPUT))
     errors = text_errors(text, 'the configuration rendered by ' + where)
