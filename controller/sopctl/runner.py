@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import yaml
 
 from . import textsafe
 from .collection import ensure_importable
@@ -110,6 +113,24 @@ def _host_counts(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
+class _UntrustedDumper(yaml.SafeDumper):
+    """YAML whose every string is tagged ``!unsafe``: Ansible never evaluates a ``{{ }}`` in it."""
+
+
+_UntrustedDumper.add_representer(str, lambda dumper, value: dumper.represent_scalar("!unsafe", value, style='"'))
+
+
+def write_extravars(path: Path, extravars: dict[str, Any]) -> Path:
+    """The run's extra vars as data, never as templates. Ansible templates the strings of extra vars
+    given as JSON or a mapping, so a change request holding ``{{ lookup('pipe', ...) }}`` in any field
+    would run a command on the controller; every string here is marked ``!unsafe`` instead."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.dump(extravars, handle, Dumper=_UntrustedDumper, allow_unicode=True, sort_keys=True)
+    return path
+
+
 def run_stage(*, stage: str, playbook: Path, private_data_dir: Path, inventory: str, change_id: str,
               cr: dict[str, Any], evidence_dir: Path, audit_dir: Path, operator: str, token: str,
               ident: str, progress: Progress, cancel: Callable[[], bool],
@@ -188,12 +209,17 @@ def run_stage(*, stage: str, playbook: Path, private_data_dir: Path, inventory: 
             (Path(private_data_dir) / "env" / stale).unlink()
         except FileNotFoundError:
             pass
-    r = ansible_runner.run(
-        private_data_dir=str(private_data_dir), playbook=str(playbook), inventory=str(inventory),
-        extravars=extravars, envvars=envvars, ident=ident, event_handler=on_event,
-        status_handler=on_status, cancel_callback=cancel, quiet=True, rotate_artifacts=0,
-        suppress_env_files=True,
-    )
+    # env/ never enters the archive; the file is removed once the run ends
+    extravars_file = write_extravars(Path(private_data_dir) / "env" / "itsop-extravars.yml", extravars)
+    try:
+        r = ansible_runner.run(
+            private_data_dir=str(private_data_dir), playbook=str(playbook), inventory=str(inventory),
+            cmdline=f"-e @{shlex.quote(str(extravars_file))}", envvars=envvars, ident=ident,
+            event_handler=on_event, status_handler=on_status, cancel_callback=cancel, quiet=True,
+            rotate_artifacts=0, suppress_env_files=True,
+        )
+    finally:
+        extravars_file.unlink(missing_ok=True)
     return RunResult(status=r.status, rc=r.rc, ident=ident, summary=state["summary"], stats=state["stats"],
                      failures=state["failures"], artifact_dir=str(Path(private_data_dir) / "artifacts" / ident))
 
