@@ -4,9 +4,11 @@ two production; eBGP full mesh) changed through sopctl like the servers.
   4. network: announce 198.51.100.0/24 - all six stages with confirm-or-revert, closed;
   5. network-staging: a change that removes the vty access list - the configuration standard stops
      it on the staging router, production untouched, cancelled;
-  6. network-monitoring: a prefix list; during monitoring the production peering breaks
-     (the neighbor is shut out of band on one router) -> incidents, automatic rollback of both
-     production routers to the byte-identical configuration saved in stage 2.
+  6. network-monitoring: a cap on the prefixes each BGP peer may send, rendered per router from a
+     template, set to what the peers send today; during monitoring the staging site announces three
+     new networks (routine), the production routers tear their peerings down (FRR: maximum prefixes
+     reached) -> incidents, automatic rollback of both production routers to the byte-identical
+     configuration saved in stage 2.
 
 Used by scripts/demo_sop.py (class Demo); every line printed comes from sopctl, the routers or the
 evidence files.
@@ -79,7 +81,7 @@ def show_routers(demo, title: str) -> dict[str, str]:
     return now
 
 
-def network_cr(demo, change_id: str, title: str, lines: str, **changes: Any) -> Path:
+def network_cr(demo, change_id: str, title: str, lines: str | None, **changes: Any) -> Path:
     data = yaml.safe_load(NETWORK_CR.read_text())
     now = datetime.now(UTC)
 
@@ -89,7 +91,8 @@ def network_cr(demo, change_id: str, title: str, lines: str, **changes: Any) -> 
     data.update({"id": change_id, "title": title, "description": f"{title} (DEMO change on the demo routers).",
                  "window": {"start": local(now - timedelta(minutes=5)), "end": local(now + timedelta(hours=2)),
                             "timezone": "Asia/Jakarta", "grace_minutes": 0}})
-    data["items"]["network_config"]["lines"] = lines
+    if lines is not None:
+        data["items"]["network_config"]["lines"] = lines
     data["execution"] = {"serial": 2, "max_fail_percentage": 0}
     data["monitoring"].update({"duration_seconds": 20, "interval_seconds": 2})
     data.update(changes)
@@ -144,11 +147,22 @@ def scenario_network_staging(demo) -> dict[str, Any]:
     return res
 
 
+def prefixes_received(demo, name: str) -> dict[str, int]:
+    """How many prefixes each BGP peer of the router sends it now (show bgp summary json)."""
+    peers = json.loads(demo.on_container(router(demo, name), "vtysh", "-c", "show bgp summary json"))
+    return {address: int(peer.get("pfxRcd") or 0) for address, peer in peers["ipv4Unicast"]["peers"].items()}
+
+
 def scenario_network_monitoring(demo) -> dict[str, Any]:
     cid = "CHG-2026-1106"
-    demo.head(f"Scenario 6: {cid} a prefix list - the production peering breaks during monitoring")
-    path = network_cr(demo, cid, "Prefix list for the service network",
-                      f"ip prefix-list SERVICE-NET seq 5 permit {SERVICE_NET}\n",
+    demo.head(f"Scenario 6: {cid} a prefix cap on every BGP peer - it breaks the production peerings "
+              "during monitoring")
+    today = max(n for name in PRODUCTION_ROUTERS for n in prefixes_received(demo, name).values())
+    demo.say(f"  the engineer caps every peer at what the peers send today ({today} prefixes): no headroom; "
+             "the template renders one line per peer of each router (inventory: network_template_vars)")
+    path = network_cr(demo, cid, "Cap the prefixes each BGP peer may send", None,
+                      items={"network_config": {"template": PREFIX_CAP_TEMPLATE, "vars": {"max_prefixes": today},
+                                                "confirm_timeout": 120}},
                       monitoring={"duration_seconds": 30, "interval_seconds": 2, "auto_rollback": True,
                                   "thresholds": {"availability_pct": 100}},
                       risk="low", test_plan={"network": [{"type": "bgp_neighbor", "neighbor": "*",
@@ -160,35 +174,47 @@ def scenario_network_monitoring(demo) -> dict[str, Any]:
     saved = {name: (demo.work / "backup-store" / cid / name / "network" / "running.cfg").read_bytes()
              for name in PRODUCTION_ROUTERS}
     demo.approve(cid, "signoff", [("rina", "passed"), ("agus", "standard holds"), ("dewi", "accepted")])
-    peer = demo.router_addrs["itsop-rtr-prd-1"]
+    stg = router(demo, "itsop-rtr-stg")
 
-    def break_peering() -> None:
+    def site_grows() -> None:
         time.sleep(14)  # stage 5 starts sampling within a few seconds; the period is 30 s
-        demo.say(f"  !! the peering breaks: neighbor {peer} is shut on itsop-rtr-prd-2 (out of band)")
-        demo.on_container(router(demo, "itsop-rtr-prd-2"), "vtysh", "-c", "configure terminal", "-c", "router bgp",
-                          "-c", f"neighbor {peer} shutdown")
+        demo.say(f"  .. the staging site grows: {', '.join(LAB_NETWORKS)} announced on itsop-rtr-stg "
+                 "(routine, outside this change)")
+        commands = [f"ip route {net} Null0" for net in LAB_NETWORKS] + ["router bgp", "address-family ipv4 unicast"]
+        args = [arg for command in ["configure terminal", *commands, *(f"network {net}" for net in LAB_NETWORKS)]
+                for arg in ("-c", command)]
+        demo.on_container(stg, "vtysh", *args)
 
     demo.say("  Tahap 5: monitoring the routers (BGP sessions sampled every 2 s)")
-    breaker = threading.Thread(target=break_peering)
-    breaker.start()
+    grower = threading.Thread(target=site_grows)
+    grower.start()
     demo.sopctl("eko", "run", cid, stream=True, expect=(1,))
-    breaker.join()
+    grower.join()
     incidents = json.loads((demo.work / "sopctl-home" / "changes" / cid / "evidence" / "stage5"
                             / "incidents.json").read_text())["incidents"]
     for i in incidents:
         demo.say(f"  incident {i.get('id')} on {i.get('host')}: {str(i.get('what'))[:160]}; rollback "
                  f"succeeded={(i.get('rollback') or {}).get('succeeded')}")
+    stg_address = demo.router_addrs["itsop-rtr-stg"]
+    why = json.loads(demo.on_container(router(demo, "itsop-rtr-prd-2"), "vtysh", "-c",
+                                       f"show bgp neighbor {stg_address} json"))[stg_address]
+    demo.say(f"  itsop-rtr-prd-2, last reset of its session with itsop-rtr-stg: {why.get('lastNotificationReason')}")
     identical = {name: running(demo, name) == saved[name] for name in PRODUCTION_ROUTERS}
     demo.say(f"  running configuration byte-identical to the stage-2 backup: {identical}")
     if not all(identical.values()) or demo.status(cid)["state"] != "rolled_back":
         raise demo.error(f"{cid}: state {demo.status(cid)['state']}, byte-identical {identical}")
     res = demo.finish(cid)
     res.update({"byte_identical": identical, "hosts_now": show_routers(demo, "after the automatic rollback"),
+                "prefix_cap": today, "peer_reset_reason": why.get("lastNotificationReason"),
                 "incidents": [{"id": i.get("id"), "host": i.get("host"),
                                "rollback_succeeded": (i.get("rollback") or {}).get("succeeded")} for i in incidents]})
     return res
 
 
+# every BGP peer of the router (its inventory's network_template_vars.bgp_peers) capped at max_prefixes
+PREFIX_CAP_TEMPLATE = ("router bgp\n address-family ipv4 unicast\n{% for peer in bgp_peers %}\n"
+                       "  neighbor {{ peer }} maximum-prefix {{ max_prefixes }}\n{% endfor %}\n")
+LAB_NETWORKS = ["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"]
 NETWORK_LINES = f"ip route {SERVICE_NET} Null0\nrouter bgp\n address-family ipv4 unicast\n  network {SERVICE_NET}\n"
 SCENARIOS = {"network": scenario_network, "network-staging": scenario_network_staging,
              "network-monitoring": scenario_network_monitoring}

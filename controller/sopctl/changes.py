@@ -28,7 +28,8 @@ def load_cr(path: str | Path) -> dict[str, Any]:
     """Load, validate and normalise a change request file (raises :class:`InvalidChangeRequest`)."""
     mod = _crmod()
     try:
-        return mod.normalise_change_request(mod.load_change_request(str(path)))
+        cr = mod.normalise_change_request(mod.load_change_request(str(path)))
+        return mod.bind_templates(cr, str(Path(path).resolve().parent))  # approvals bind the templates too
     except mod.ChangeRequestError as exc:
         raise InvalidChangeRequest(str(path), exc.errors) from exc
 

@@ -113,17 +113,28 @@ def _host_counts(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
 class _UntrustedDumper(yaml.SafeDumper):
-    """YAML whose every string is tagged ``!unsafe``: Ansible never evaluates a ``{{ }}`` in it."""
+    """YAML in which every string that Ansible would evaluate as a template is tagged ``!unsafe``.
+    Only those: ansible-core 2.19 resolves the value of an ``!unsafe`` scalar again as if it were
+    unquoted (``"123"`` would become a number, ``"*"`` an error); a string holding a template marker
+    resolves to a string."""
 
 
-_UntrustedDumper.add_representer(str, lambda dumper, value: dumper.represent_scalar("!unsafe", value, style='"'))
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    tag = "!unsafe" if any(marker in value for marker in TEMPLATE_MARKERS) else "tag:yaml.org,2002:str"
+    return dumper.represent_scalar(tag, value, style='"')
+
+
+_UntrustedDumper.add_representer(str, _represent_str)
 
 
 def write_extravars(path: Path, extravars: dict[str, Any]) -> Path:
     """The run's extra vars as data, never as templates. Ansible templates the strings of extra vars
     given as JSON or a mapping, so a change request holding ``{{ lookup('pipe', ...) }}`` in any field
-    would run a command on the controller; every string here is marked ``!unsafe`` instead."""
+    would run a command on the controller; such strings are marked ``!unsafe`` here."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -27,7 +27,9 @@ __metaclass__ = type
 
 import copy
 import datetime
+import hashlib
 import json
+import os
 
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
@@ -302,6 +304,36 @@ DEFAULTS = (
 
 
 DERIVED_WINDOW_KEYS = ('start_utc', 'end_utc', 'start_epoch', 'end_epoch', 'duration_minutes')
+
+
+TEMPLATE_LIMIT = 1024 * 1024
+
+
+def bind_templates(change, base_dir):
+    """Give every config file template of a normalised change request its ``template_sha256``: the
+    digest of the file (relative to ``base_dir``, the change file's directory) as read now. The digest
+    is part of the request, so the approvals bind the template's content, an edit of the template
+    counts as an edit of the request, and role ``update`` refuses a template that no longer has it.
+    A ``template_sha256`` already present must match. Raises ChangeRequestError naming the item."""
+    errors = []
+    for index, item in enumerate((change.get('items') or {}).get('config_files') or []):
+        if 'template' not in item or os.path.isabs(item['template']):
+            continue
+        where = 'items.config_files[%d].template' % index
+        try:
+            raw = read_regular_file(os.path.join(base_dir, item['template']), limit=TEMPLATE_LIMIT,
+                                    what='template')
+        except InputError as exc:
+            errors.append('%s: %s' % (where, exc))
+            continue
+        digest = hashlib.sha256(raw).hexdigest()
+        if item.get('template_sha256', digest) != digest:
+            errors.append('%s: %s has sha256 %s, the request names %s (the template changed)'
+                          % (where, item['template'], digest, item['template_sha256']))
+        item['template_sha256'] = digest
+    if errors:
+        raise ChangeRequestError(errors)
+    return change
 
 
 def normalise_change_request(data, use_jsonschema=None):

@@ -104,10 +104,13 @@ validator:
   sample: jsonschema
 '''
 
+import os  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils._change_request.validator import HAS_JSONSCHEMA  # noqa: E402
 from ansible_collections.itsop.change.plugins.module_utils.change_request import (  # noqa: E402
     ChangeRequestError,
+    bind_templates,
     load_change_request,
     normalise_change_request,
 )
@@ -136,6 +139,8 @@ def main():
     try:
         # validates first (every bad field named); also accepts an already normalised change
         change = normalise_change_request(data)
+        if module.params['path']:  # the templates beside the file, bound by their digest
+            bind_templates(change, os.path.dirname(os.path.abspath(module.params['path'])))
     except ChangeRequestError as exc:
         module.fail_json(msg='change request %s is invalid: %s' % (source, '; '.join(exc.errors)),
                          errors=exc.errors, validator=validator)

@@ -126,8 +126,9 @@ def running_config(name: str) -> bytes:
 
 def test_network_scenarios_on_the_routers(demo):
     """4: the routing change is closed and every router routes the service network; 5: the change
-    breaking the standard never reached a router; 6: after the peering broke during monitoring both
-    production routers run their stage-2 configuration byte for byte (read from the routers now)."""
+    breaking the standard never reached a router; 6: after the change's prefix cap broke the peerings
+    during monitoring both production routers run their stage-2 configuration byte for byte (read from
+    the routers now)."""
     announce, stopped, monitored = (scenario(demo, n) for n in ("network", "network-staging", "network-monitoring"))
     assert sopctl_status(demo, announce["change_id"])["state"] == "closed"
     for name in ROUTERS.values():
@@ -161,14 +162,17 @@ def test_network_scenarios_on_the_routers(demo):
     assert all(i["rollback"]["succeeded"] for i in incidents)
     monitoring = json.loads((demo["work"] / "sopctl-home" / "changes" / cid / "evidence" / "stage5"
                              / "monitoring.json").read_text())
-    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):  # the breach is the broken session, sampled
+    # the breach is the change's own: the cap tore the peering with the grown staging site down
+    assert monitored["peer_reset_reason"] == "Cease/Maximum Number of Prefixes Reached", monitored
+    for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):  # sampled as a session out of Established
         failed = [f for s in monitoring["hosts"][host]["samples"] for f in s["failed"]]
-        assert any(f.startswith("every BGP session established: 1 of 2 neighbors Established") for f in failed), failed
+        assert any(f.startswith("every BGP session established: ") and "Idle" in f for f in failed), failed
     for host in ("itsop-rtr-prd-1", "itsop-rtr-prd-2"):
         saved = demo["work"] / "backup-store" / cid / host / "network" / "running.cfg"
         assert running_config(ROUTERS[host]) == saved.read_bytes(), host
-        assert b"SERVICE-NET" not in saved.read_bytes()
-    assert b"ip prefix-list SERVICE-NET" in running_config(ROUTERS["itsop-rtr-stg"])  # staging keeps it
+        assert b"maximum-prefix" not in saved.read_bytes()
+    # staging keeps the cap, rendered with its own peers
+    assert running_config(ROUTERS["itsop-rtr-stg"]).count(b" maximum-prefix ") == 2
 
 
 def test_every_evidence_file_keeps_the_contract(demo):

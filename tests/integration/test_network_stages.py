@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,16 @@ def test_a_routing_change_through_the_stages_and_a_monitoring_breach_rolled_back
         f"  neighbor {routers.addresses[n]} maximum-prefix 3" for n in sorted((stg, prd2), key=routers.addresses.get)]
     assert hosts[prd1]["network"]["neighbors"] == sorted((routers.addresses[stg], routers.addresses[prd2]))
     assert all(routers.running_config(n) == before[n] for n in routers.names), "stage 1 changed a router"
+
+    # an inventory variable changed after the plan: the staging router would get lines nobody approved
+    tampered, ev_tampered = routers.inventory(tmp_path, network_template_vars={"bgp_peers": ["10.0.0.66"]}), \
+        tmp_path / "evidence-tampered"
+    shutil.copytree(ev / "stage1", ev_tampered / "stage1")
+    refused = stage("stage2_prepare.yml", tampered, chg, ev_tampered, check=False)
+    reasons = evidence(ev_tampered / "stage2" / "staging.json", "staging", cid)["reasons"]
+    assert refused.returncode != 0 and f"the configuration for {stg} now differs from the one planned in stage 1" \
+        in reasons[0], reasons
+    assert routers.running_config(stg) == before[stg], "a configuration that was not planned reached the router"
 
     stage("stage2_prepare.yml", inventory, chg, ev)
     for name in routers.names:
@@ -160,6 +171,7 @@ def test_a_change_that_breaks_the_standard_is_stopped_in_staging(routers, tmp_pa
     chg, ev = change(tmp_path, cid, items=items), tmp_path / "evidence"
     stg = routers.names[0]
     before = routers.running_config(stg)
+    stage("stage1_plan.yml", inventory, chg, ev)
     proc = stage("stage2_prepare.yml", inventory, chg, ev, check=False)
     assert proc.returncode != 0
     staging = evidence(ev / "stage2" / "staging.json", "staging", cid)

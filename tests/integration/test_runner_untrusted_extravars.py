@@ -36,7 +36,7 @@ def test_template_syntax_in_a_change_request_is_data(tmp_path: Path):
     hostile = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % witness
     cr = {"id": "CHG-2026-0900", "description": hostile, "items": {"network_config": {
         "template": "{% for p in bgp_peers %}neighbor {{ p }}\n{% endfor %}", "vars": {"x": "{{ 7 * 6 }}"}}},
-        "count": 3}
+        "count": 3, "strings_that_read_as_other_yaml": ["123", "true", "*", "&a", "~", "1.5", "null", "", "- x"]}
     playbook = tmp_path / "stage.yml"
     playbook.write_text(PLAYBOOK)
     inventory = tmp_path / "hosts.ini"

@@ -104,6 +104,7 @@ SCHEMA_JSON = r'''{
             "properties": {
               "dest": {"type": "string", "pattern": "^/"},
               "template": {"type": "string"},
+              "template_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
               "content": {"type": "string"},
               "owner": {"type": "string"},
               "group": {"type": "string"},
