@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import datetime
 import json
 import re
@@ -403,3 +404,26 @@ def test_network_change_request_errors(mutate, message, use_jsonschema):
     data["items"]["network_config"] = {k: v for k, v in data["items"]["network_config"].items() if v is not None}
     errors = cr.validate_change_request(data, use_jsonschema=use_jsonschema)
     assert any(message in e for e in errors), errors
+
+
+def test_config_templates_are_bound_by_their_digest(valid, tmp_path):
+    """The loader gives every template its template_sha256, so the approvals (which bind the request's
+    digest) bind the template's content; a named digest must match, a missing template is named."""
+    template = tmp_path / "templates" / "config.ini.j2"
+    template.parent.mkdir()
+    template.write_bytes(b"[app]\nport = {{ port }}\n")
+    data = copy.deepcopy(valid)
+    data["items"]["config_files"] = [{"dest": "/etc/app/config.ini", "template": "templates/config.ini.j2"}]
+    change = cr.bind_templates(cr.normalise_change_request(data), str(tmp_path))
+    digest = change["items"]["config_files"][0]["template_sha256"]
+    assert digest == hashlib.sha256(template.read_bytes()).hexdigest()
+    # a bound request is still a valid request (the stage playbooks load it again)
+    assert cr.normalise_change_request(change)["items"]["config_files"][0]["template_sha256"] == digest
+    template.write_bytes(b"[app]\nport = {{ lookup('pipe', 'id') }}\n")
+    with pytest.raises(cr.ChangeRequestError) as caught:
+        cr.bind_templates(change, str(tmp_path))
+    assert caught.value.errors[0].startswith("items.config_files[0].template: templates/config.ini.j2 has sha256 ")
+    assert caught.value.errors[0].endswith("the request names %s (the template changed)" % digest)
+    template.unlink()
+    with pytest.raises(cr.ChangeRequestError, match=r"items.config_files\[0\].template: .*config.ini.j2"):
+        cr.bind_templates(cr.normalise_change_request(data), str(tmp_path))
