@@ -57,11 +57,17 @@ class _Sandbox(SandboxedEnvironment):
         return super(_Sandbox, self).call_binop(context, operator, left, right)
 
 
+_ENVIRONMENT = []
+
+
 def _environment():
+    """The one sandbox (made on first use; it holds no state between renderings)."""
     if not HAS_JINJA2:
         raise IntentError('%s.template needs the Python package jinja2 on the controller' % WHERE)
-    return _Sandbox(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-                    lstrip_blocks=True, autoescape=False)
+    if not _ENVIRONMENT:
+        _ENVIRONMENT.append(_Sandbox(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                                     lstrip_blocks=True, autoescape=False))
+    return _ENVIRONMENT[0]
 
 
 def text_errors(text, where):
